@@ -1,0 +1,3 @@
+from deidcli.cli import main
+
+main()

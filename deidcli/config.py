@@ -1,0 +1,92 @@
+"""The one configuration object: defaults here, a YAML preset from ``configs/`` on top, command-line flags last."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields, replace
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from deidcli.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class DeidConfig:
+    # detection
+    detector: str = "centerface"
+    threshold: float | None = None  # None: the detector's own default
+    scale: str = "auto"  # inference scale: "auto" (longest side capped at max_side) or a factor such as "0.5"
+    max_side: int = 960
+    # de-identification
+    method: str = "pixelate"
+    strength: float | None = None  # None: the method's default
+    mask_shape: str = "ellipse"
+    mask_scale: float = 1.3
+    color: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    seed: int = 0
+    device: str = "auto"
+    # output
+    codec: str = "libx264"
+    crf: int = 18
+    preset: str = "veryfast"
+    strip_metadata: bool = False
+    overwrite: bool = False
+
+    def with_overrides(self, **values: Any) -> "DeidConfig":
+        """A copy with every value that is not ``None`` replaced."""
+        known = {f.name for f in fields(self)}
+        unknown = set(values) - known
+        if unknown:
+            raise ConfigError(f"unknown configuration keys: {', '.join(sorted(unknown))}")
+        cfg = replace(self, **{k: v for k, v in values.items() if v is not None})
+        cfg.validate()
+        return cfg
+
+    def validate(self) -> None:
+        from deidcli.detection import DETECTORS
+        from deidcli.methods import METHODS
+
+        if self.detector not in DETECTORS:
+            raise ConfigError(f"unknown detector {self.detector!r}; choose one of {', '.join(DETECTORS)}")
+        if self.method not in METHODS:
+            raise ConfigError(f"unknown method {self.method!r}; choose one of {', '.join(METHODS)}")
+        if self.mask_shape not in ("ellipse", "box"):
+            raise ConfigError("mask shape must be 'ellipse' or 'box'")
+        if self.mask_scale < 1.0:
+            raise ConfigError("mask scale must be at least 1.0 (regions may grow, never shrink)")
+        if self.threshold is not None and not 0.0 < self.threshold < 1.0:
+            raise ConfigError("threshold must be between 0 and 1")
+        if self.device not in ("auto", "cpu", "cuda") and not str(self.device).startswith("cuda:"):
+            raise ConfigError("device must be auto, cpu or cuda")
+        if self.scale != "auto":
+            try:
+                factor = float(self.scale)
+            except ValueError:
+                raise ConfigError("scale must be 'auto' or a factor such as 0.5") from None
+            if not 0.05 <= factor <= 4.0:
+                raise ConfigError("scale factor must be between 0.05 and 4")
+        if not 0 <= self.crf <= 63:
+            raise ConfigError("crf must be between 0 and 63")
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def load_config(path: str | Path | None) -> DeidConfig:
+    """Defaults, or defaults updated by a YAML preset."""
+    cfg = DeidConfig()
+    if path is None:
+        return cfg
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"config file not found: {p}")
+    try:
+        data = yaml.safe_load(p.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"config file {p} is not valid YAML: {exc}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {p} must hold a mapping of settings")
+    if "color" in data and data["color"] is not None:
+        data["color"] = tuple(float(c) for c in data["color"])
+    return cfg.with_overrides(**data)

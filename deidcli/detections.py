@@ -1,0 +1,86 @@
+"""The one record of what was found in a frame; it flows unchanged from detectors to the anonymizer and report."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+@dataclass
+class Detections:
+    """Boxes found in one image.
+
+    Attributes:
+        xyxy: ``(N, 4)`` float32 boxes in pixels of the image they were found in, ``x1, y1, x2, y2``.
+        confidence: ``(N,)`` float32 scores in ``[0, 1]``.
+        class_id: ``(N,)`` int32 target class (0 = face).
+        landmarks: ``(N, 5, 2)`` float32 facial landmarks (eyes, nose, mouth corners) or ``None``.
+    """
+
+    xyxy: np.ndarray
+    confidence: np.ndarray
+    class_id: np.ndarray
+    landmarks: np.ndarray | None = None
+    data: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.xyxy = np.asarray(self.xyxy, dtype=np.float32).reshape(-1, 4)
+        self.confidence = np.asarray(self.confidence, dtype=np.float32).reshape(-1)
+        self.class_id = np.asarray(self.class_id, dtype=np.int32).reshape(-1)
+        if self.landmarks is not None:
+            self.landmarks = np.asarray(self.landmarks, dtype=np.float32).reshape(-1, 5, 2)
+        n = len(self.xyxy)
+        if len(self.confidence) != n or len(self.class_id) != n:
+            raise ValueError("xyxy, confidence and class_id must have the same length")
+
+    @classmethod
+    def empty(cls) -> "Detections":
+        return cls(np.zeros((0, 4)), np.zeros(0), np.zeros(0))
+
+    def __len__(self) -> int:
+        return len(self.xyxy)
+
+    def __getitem__(self, index) -> "Detections":
+        lm = None if self.landmarks is None else self.landmarks[index]
+        return Detections(self.xyxy[index], self.confidence[index], self.class_id[index], lm, dict(self.data))
+
+    def scaled(self, fx: float, fy: float) -> "Detections":
+        """Boxes and landmarks multiplied by ``(fx, fy)``: map from an inference-sized image back to the frame."""
+        xyxy = self.xyxy * np.array([fx, fy, fx, fy], dtype=np.float32)
+        lm = None if self.landmarks is None else self.landmarks * np.array([fx, fy], dtype=np.float32)
+        return Detections(xyxy, self.confidence.copy(), self.class_id.copy(), lm, dict(self.data))
+
+    def to_records(self) -> list[dict]:
+        """Plain lists for JSON output."""
+        return [
+            {"box": [round(float(v), 1) for v in box], "score": round(float(s), 4), "class_id": int(c)}
+            for box, s, c in zip(self.xyxy, self.confidence, self.class_id)
+        ]
+
+
+def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """IoU matrix of two sets of ``xyxy`` boxes, shape ``(len(a), len(b))``."""
+    a = np.asarray(a, dtype=np.float64).reshape(-1, 4)
+    b = np.asarray(b, dtype=np.float64).reshape(-1, 4)
+    tl = np.maximum(a[:, None, :2], b[None, :, :2])
+    br = np.minimum(a[:, None, 2:], b[None, :, 2:])
+    inter = np.clip(br - tl, 0, None).prod(axis=2)
+    area_a = (a[:, 2:] - a[:, :2]).clip(0).prod(axis=1)
+    area_b = (b[:, 2:] - b[:, :2]).clip(0).prod(axis=1)
+    union = area_a[:, None] + area_b[None, :] - inter
+    return np.where(union > 0, inter / np.maximum(union, 1e-12), 0.0)
+
+
+def nms(xyxy: np.ndarray, scores: np.ndarray, iou_threshold: float) -> np.ndarray:
+    """Indices kept by greedy non-maximum suppression, highest score first."""
+    order = np.argsort(-scores)
+    keep: list[int] = []
+    while order.size:
+        i = order[0]
+        keep.append(int(i))
+        if order.size == 1:
+            break
+        ious = box_iou(xyxy[i : i + 1], xyxy[order[1:]])[0]
+        order = order[1:][ious <= iou_threshold]
+    return np.asarray(keep, dtype=np.int64)

@@ -1,0 +1,73 @@
+"""Errors that end a file's processing, each with its own process exit code.
+
+Scripts tell failures apart by exit code, so every code here is stable and documented in the README.
+"""
+
+from __future__ import annotations
+
+from enum import IntEnum
+
+
+class ExitCode(IntEnum):
+    OK = 0
+    INTERNAL = 1
+    USAGE = 2
+    INPUT_NOT_FOUND = 3
+    NO_MEDIA = 4
+    INVALID_MEDIA = 5
+    DECODE_ERROR = 6
+    OUTPUT_EXISTS = 7
+    OUTPUT_NOT_WRITABLE = 8
+    MODEL_UNAVAILABLE = 9
+    ENCODE_ERROR = 10
+    INTERRUPTED = 130
+
+
+class DeidError(Exception):
+    """A failure with a one-line message for the user and a distinct exit code."""
+
+    exit_code: ExitCode = ExitCode.INTERNAL
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class ConfigError(DeidError):
+    exit_code = ExitCode.USAGE
+
+
+class InputNotFoundError(DeidError):
+    exit_code = ExitCode.INPUT_NOT_FOUND
+
+
+class NoMediaError(DeidError):
+    exit_code = ExitCode.NO_MEDIA
+
+
+class InvalidMediaError(DeidError):
+    exit_code = ExitCode.INVALID_MEDIA
+
+
+class DecodeError(DeidError):
+    exit_code = ExitCode.DECODE_ERROR
+
+
+class OutputExistsError(DeidError):
+    exit_code = ExitCode.OUTPUT_EXISTS
+
+
+class OutputNotWritableError(DeidError):
+    exit_code = ExitCode.OUTPUT_NOT_WRITABLE
+
+
+class ModelUnavailableError(DeidError):
+    exit_code = ExitCode.MODEL_UNAVAILABLE
+
+
+class EncodeError(DeidError):
+    exit_code = ExitCode.ENCODE_ERROR
+
+
+class InterruptedRunError(DeidError):
+    exit_code = ExitCode.INTERRUPTED
