@@ -1,0 +1,71 @@
+"""Shared fixtures: the bundled sample, real footage in ../shared (skipped when absent), small generated videos."""
+
+from __future__ import annotations
+
+import hashlib
+import subprocess
+import sys
+from pathlib import Path
+
+import av
+import pytest
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared" / "data"
+SAMPLE = ROOT / "sample_videos" / "astronaut_pan.mp4"
+
+DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+
+
+def shared(*parts: str) -> Path:
+    """A path under ../shared/data, or a skip when it is not there (a fresh clone has no ../shared)."""
+    p = SHARED.joinpath(*parts)
+    if not p.exists():
+        pytest.skip(f"real data not available: {p}")
+    return p
+
+
+def ffmpeg(*args: str) -> None:
+    import imageio_ffmpeg
+
+    subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-y", *args], check=True)
+
+
+def run_deid(*args: str, timeout: float = 600) -> subprocess.CompletedProcess:
+    """The real command, in a child process, so exit codes and stderr are what a user sees."""
+    return subprocess.run(
+        [sys.executable, "-m", "deidcli", *map(str, args)], capture_output=True, text=True, timeout=timeout
+    )
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def probe(path: Path) -> dict:
+    """Streams, metadata and video timestamps of a file, read with PyAV."""
+    with av.open(str(path)) as c:
+        streams = [
+            {
+                "type": s.type,
+                "codec": s.codec_context.name if s.codec_context else None,
+                "metadata": dict(s.metadata),
+                "duration": float(s.duration * s.time_base) if s.duration else None,
+            }
+            for s in c.streams
+        ]
+        v = c.streams.video[0]
+        pts = [p.pts for p in c.demux(v) if p.pts is not None]
+        return {
+            "streams": streams,
+            "metadata": dict(c.metadata),
+            "video_pts": sorted(pts),
+            "video_tb": v.time_base,
+        }
+
+
+@pytest.fixture(scope="session")
+def sample() -> Path:
+    assert SAMPLE.is_file(), "sample_videos/astronaut_pan.mp4 missing: run `make sample`"
+    return SAMPLE

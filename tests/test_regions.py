@@ -1,0 +1,76 @@
+"""Applying a method to regions of a frame: pixels outside the masks never change."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import DEVICES
+from deidcli.detections import Detections
+from deidcli.methods import METHODS, get_method
+from deidcli.methods.regions import RegionStyle, anonymize_frame, grow_boxes, region_mask
+
+
+def frame(seed=0, h=240, w=320):
+    rng = np.random.default_rng(seed)
+    return rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
+
+
+DETS = Detections([[40, 30, 100, 110], [200, 150, 330, 260]], [0.9, 0.8], [0, 0])  # second box runs off the frame
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("name", list(METHODS))
+@pytest.mark.parametrize("shape", ["ellipse", "box"])
+def test_outside_regions_unchanged(name, shape, device):
+    img = frame()
+    style = RegionStyle(get_method(name), mask_shape=shape, mask_scale=1.3)
+    out = anonymize_frame(img, DETS, style, 0, device)
+    grown = grow_boxes(DETS.xyxy, 1.3, img.shape[1], img.shape[0])
+    outside = np.ones(img.shape[:2], bool)
+    for x1, y1, x2, y2 in grown:
+        outside[y1:y2, x1:x2] = False
+    assert np.array_equal(out[outside], img[outside])
+    assert out.shape == img.shape and out.dtype == np.uint8
+    x1, y1, x2, y2 = DETS.xyxy[0].astype(int)
+    assert not np.array_equal(out[y1:y2, x1:x2], img[y1:y2, x1:x2])
+    assert np.array_equal(img, frame()), "the input frame must not be modified"
+
+
+def test_face_box_centre_fully_covered():
+    """Inside the ellipse (away from its feathered rim) the output is the method's, not a blend."""
+    img = frame()
+    style = RegionStyle(get_method("solid"), mask_shape="ellipse", mask_scale=1.3, color=(1.0, 0.0, 0.0))
+    out = anonymize_frame(img, DETS[:1], style)
+    x1, y1, x2, y2 = DETS.xyxy[0]
+    cx, cy = int((x1 + x2) / 2), int((y1 + y2) / 2)
+    core = out[cy - 20 : cy + 20, cx - 15 : cx + 15]
+    assert np.all(core == [255, 0, 0])
+
+
+def test_no_detections_returns_identical_copy():
+    img = frame()
+    out = anonymize_frame(img, Detections.empty(), RegionStyle(get_method("blur")))
+    assert np.array_equal(out, img) and out is not img
+
+
+def test_random_methods_repeatable_per_frame():
+    img = frame()
+    style = RegionStyle(get_method("noise"), seed=3)
+    a = anonymize_frame(img, DETS, style, frame_index=5)
+    b = anonymize_frame(img, DETS, style, frame_index=5)
+    c = anonymize_frame(img, DETS, style, frame_index=6)
+    assert np.array_equal(a, b) and not np.array_equal(a, c)
+
+
+def test_grow_boxes_clips_to_frame():
+    g = grow_boxes(np.array([[0, 0, 10, 10], [90, 90, 100, 100]]), 2.0, 100, 100)
+    assert g.tolist() == [[0, 0, 15, 15], [85, 85, 100, 100]]
+
+
+def test_mask_range_and_shape():
+    m = region_mask(50, 40, "ellipse")
+    assert m.shape == (1, 1, 50, 40)
+    assert float(m.min()) == 0.0 and float(m.max()) == 1.0
+    assert torch.all(region_mask(5, 7, "box") == 1)
