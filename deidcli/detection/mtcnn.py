@@ -1,0 +1,36 @@
+"""MTCNN from facenet-pytorch (weights inside the wheel), selectable with ``--detector mtcnn``."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from deidcli.detections import Detections
+from deidcli.errors import ModelUnavailableError
+
+
+class MTCNNDetector:
+    name = "mtcnn"
+    default_threshold = 0.7
+
+    def __init__(self, threshold: float | None = None, device: str = "cpu", min_face_size: int = 12):
+        try:
+            from facenet_pytorch import MTCNN
+        except ImportError as exc:
+            raise ModelUnavailableError(
+                f"MTCNN needs facenet-pytorch (pip install --no-deps facenet-pytorch): {exc}"
+            ) from None
+        self.threshold = self.default_threshold if threshold is None else threshold
+        self.model = MTCNN(keep_all=True, device=device, min_face_size=min_face_size, post_process=False)
+
+    def detect(self, image: np.ndarray, scale: float = 1.0) -> Detections:
+        h, w = image.shape[:2]
+        if scale != 1.0:
+            size = (max(1, round(w * scale)), max(1, round(h * scale)))
+            image = cv2.resize(image, size, interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
+        boxes, probs, points = self.model.detect(image, landmarks=True)
+        if boxes is None:
+            return Detections.empty()
+        keep = probs >= self.threshold
+        dets = Detections(boxes[keep], probs[keep], np.zeros(int(keep.sum())), points[keep])
+        return dets.scaled(w / image.shape[1], h / image.shape[0])

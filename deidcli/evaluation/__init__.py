@@ -1,0 +1,1 @@
+"""Measuring privacy and quality: detector recall, image quality, re-identification by a face recognizer."""

