@@ -1,0 +1,50 @@
+"""The JSON report a script reads after a run."""
+
+from __future__ import annotations
+
+import json
+import platform
+from pathlib import Path
+
+from deidcli import __version__
+from deidcli.config import DeidConfig
+from deidcli.methods import get_method
+from deidcli.pipeline import FileResult
+
+
+def build_report(cfg: DeidConfig, results: list[FileResult], seconds: float) -> dict:
+    method = get_method(cfg.method)
+    ok = [r for r in results if r.status == "ok"]
+    frames = sum(r.frames for r in ok)
+    return {
+        "tool": "deid",
+        "version": __version__,
+        "python": platform.python_version(),
+        "method": {
+            "name": method.name,
+            "strength": cfg.strength if cfg.strength is not None else method.default_strength,
+            "strength_meaning": method.strength_meaning,
+            "mask_shape": cfg.mask_shape,
+            "mask_scale": cfg.mask_scale,
+            "seed": cfg.seed,
+        },
+        "detector": {"name": cfg.detector, "threshold": cfg.threshold, "scale": cfg.scale, "max_side": cfg.max_side},
+        "encoder": {"codec": cfg.codec, "crf": cfg.crf, "preset": cfg.preset, "strip_metadata": cfg.strip_metadata},
+        "config": cfg.as_dict(),
+        "summary": {
+            "files": len(results),
+            "succeeded": len(ok),
+            "failed": len(results) - len(ok),
+            "frames": frames,
+            "seconds": round(seconds, 3),
+            "fps": round(frames / seconds, 3) if seconds > 0 else 0.0,
+        },
+        "files": [r.as_dict() for r in results],
+    }
+
+
+def write_report(report: dict, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(report, indent=2) + "\n")
+    tmp.replace(path)
