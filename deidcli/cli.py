@@ -58,11 +58,11 @@ def run(
     ] = None,
     config: Annotated[Optional[Path], typer.Option("--config", help="YAML preset (see configs/); flags override it.")] = None,
     method: Annotated[
-        Optional[str], typer.Option("--method", "-m", help="blur, pixelate, noise, impulse or solid. Default: pixelate.")
+        Optional[str], typer.Option("--method", "-m", help="frost (default: blur + grain), blur, pixelate, noise, impulse or solid.")
     ] = None,
     strength: Annotated[
         Optional[float],
-        typer.Option(help="The method's knob at a 112 px face: blur sigma px, pixelate cell px, noise std, impulse density, solid opacity."),
+        typer.Option(help="The method's knob at a 112 px face: frost/blur sigma px, pixelate cell px, noise std, impulse density, solid opacity."),
     ] = None,
     mask_shape: Annotated[Optional[str], typer.Option(help="ellipse or box.")] = None,
     mask_scale: Annotated[Optional[float], typer.Option(help="Grow each face box by this factor (default 1.3).")] = None,

@@ -19,7 +19,7 @@ class DeidConfig:
     scale: str = "auto"  # inference scale: "auto" (longest side capped at max_side) or a factor such as "0.5"
     max_side: int = 960
     # de-identification
-    method: str = "pixelate"
+    method: str = "frost"
     strength: float | None = None  # None: the method's default
     mask_shape: str = "ellipse"
     mask_scale: float = 1.3

@@ -65,6 +65,7 @@ def _distance(name, strength, x, device):
     "name,strengths",
     [
         ("blur", [1, 2, 3, 5, 8, 12]),
+        ("frost", [4, 8, 16, 24, 32]),
         ("pixelate", [2, 4, 8, 12, 16]),
         ("noise", [0.02, 0.05, 0.1, 0.2, 0.3]),
         ("impulse", [0.02, 0.05, 0.1, 0.2, 0.4]),
@@ -119,6 +120,15 @@ def test_blur_kernel_wider_than_crop(device, dtype):
     x = faces(device, dtype, h=12, w=9)
     y = naive.gaussian_blur(x, 30.0)
     assert y.shape == x.shape and torch.isfinite(y).all()
+
+
+@pytest.mark.parametrize("sigma", [4.0, 8.0, 16.0, 40.0])
+def test_fast_blur_close_to_exact(sigma, device, dtype):
+    x = faces(device, dtype, b=2, h=224, w=200)
+    exact = naive.gaussian_blur(x, sigma)
+    fast = naive.fast_gaussian_blur(x, sigma)
+    assert float((fast - exact).abs().mean()) < 0.01
+    assert float((fast - exact).abs().max()) < 0.1  # worst at the crop border, under the feathered mask edge
 
 
 # --- 1.2 Pixelation --------------------------------------------------------------------------------
