@@ -1,0 +1,38 @@
+# Two commands do everything on a fresh machine: `make demo` and `make test`.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.deid-installed
+
+.PHONY: install demo test test-quick bench sample clean
+
+# Reinstalls only when the dependencies change; a second `make` costs nothing.
+$(STAMP): pyproject.toml Makefile
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	# torch 2.14.1 + torchvision 0.29.1 are the pair that imports together (shared/docs/models.md).
+	$(BIN)/pip install --quiet --disable-pip-version-check torch==2.14.1 torchvision==0.29.1
+	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[test]'
+	# facenet-pytorch pins torch<2.3 and numpy<2, which cannot be met beside the rest; its MTCNN runs fine without.
+	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps facenet-pytorch==2.6.0
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: install
+	$(BIN)/deid run sample_videos/astronaut_pan.mp4 -o out/astronaut_pan_anonymized.mp4 --overwrite --report out/demo_report.json
+	@echo "anonymized video: out/astronaut_pan_anonymized.mp4 (report: out/demo_report.json)"
+
+test: install
+	$(BIN)/python -m pytest
+
+test-quick: install
+	$(BIN)/python -m pytest -m "not slow"
+
+bench: install
+	$(BIN)/python bench/bench_run.py
+
+sample: install
+	$(BIN)/python scripts/make_sample_video.py sample_videos/astronaut_pan.mp4
+
+clean:
+	rm -rf out .pytest_cache

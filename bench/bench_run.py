@@ -1,0 +1,100 @@
+"""`make bench`: end-to-end speed of `deid run` beside ffmpeg's own decode + re-encode, and peak memory.
+
+Prints, for shared/data/videos/street_faces_1080p.mp4 (or the bundled sample when ../shared is absent):
+  * deid frames/s with default settings, and ffmpeg's decode + libx264 re-encode with the same settings,
+    measured in the same run, with their ratio;
+  * the x264 preset trade-off (speed against file size) behind the default `veryfast`;
+  * peak memory of a short clip and of the same clip looped 8 times (streaming: it must not grow).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import imageio_ffmpeg
+
+ROOT = Path(__file__).resolve().parents[1]
+STREET = ROOT.parent / "shared" / "data" / "videos" / "street_faces_1080p.mp4"
+SAMPLE = ROOT / "sample_videos" / "astronaut_pan.mp4"
+FFMPEG = imageio_ffmpeg.get_ffmpeg_exe()
+
+
+def timed(cmd: list[str]) -> tuple[float, int]:
+    """Wall seconds and peak RSS (MiB) of the largest process the command started."""
+    # Each measurement runs in a fresh child python so ru_maxrss is that command's own peak.
+    probe = (
+        "import resource,subprocess,sys,time,json;t=time.perf_counter();"
+        "r=subprocess.run(sys.argv[1:]);dt=time.perf_counter()-t;"
+        "print(json.dumps([r.returncode,dt,resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss]))"
+    )
+    out = subprocess.run([sys.executable, "-c", probe, *cmd], capture_output=True, text=True)
+    rc, seconds, kib = json.loads(out.stdout.strip().splitlines()[-1])
+    if rc != 0:
+        sys.exit(f"command failed ({rc}): {' '.join(cmd)}\n{out.stderr[-2000:]}")
+    return seconds, kib // 1024
+
+
+def frames_of(path: Path) -> int:
+    import av
+
+    with av.open(str(path)) as c:
+        return c.streams.video[0].frames or sum(1 for _ in c.demux(video=0))
+
+
+def deid(src: Path, dst: Path, *extra: str) -> list[str]:
+    return [sys.executable, "-m", "deidcli", "run", str(src), "-o", str(dst), "--overwrite", "--quiet", *extra]
+
+
+def ffmpeg_reencode(src: Path, dst: Path, preset: str = "veryfast", crf: int = 18) -> list[str]:
+    return [FFMPEG, "-hide_banner", "-loglevel", "error", "-y", "-i", str(src), "-map", "0:v:0", "-map", "0:a?",
+            "-c:v", "libx264", "-preset", preset, "-crf", str(crf), "-c:a", "copy", str(dst)]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--video", type=Path, default=STREET if STREET.exists() else SAMPLE)
+    ap.add_argument("--skip-presets", action="store_true")
+    ap.add_argument("--skip-memory", action="store_true")
+    args = ap.parse_args()
+    src: Path = args.video
+    n = frames_of(src)
+    tmp = Path(tempfile.mkdtemp(prefix="deid-bench-"))
+    print(f"video: {src.name} ({n} frames)\n")
+
+    ff_s, ff_mem = timed(ffmpeg_reencode(src, tmp / "ffmpeg.mp4"))
+    d_s, d_mem = timed(deid(src, tmp / "deid.mp4", "--report", str(tmp / "report.json")))
+    faces = json.loads((tmp / "report.json").read_text())["files"][0]["faces_total"]
+    print("end to end, default settings (libx264 veryfast crf 18)")
+    print(f"  deid run                          {n / d_s:6.2f} frames/s  {d_s:6.1f} s  peak {d_mem} MiB  ({faces} faces)")
+    print(f"  ffmpeg decode + re-encode         {n / ff_s:6.2f} frames/s  {ff_s:6.1f} s  peak {ff_mem} MiB")
+    print(f"  deid / ffmpeg speed ratio         {ff_s / d_s:6.2f}")
+    print(f"  deface 1.5.0 on street_faces_1080p (models.md): 0.95 frames/s\n")
+
+    if not args.skip_presets:
+        print("x264 presets, ffmpeg decode + re-encode at crf 18 (why the default is veryfast)")
+        for preset in ("ultrafast", "superfast", "veryfast", "faster", "medium"):
+            out = tmp / f"{preset}.mp4"
+            s, _ = timed(ffmpeg_reencode(src, out, preset))
+            print(f"  {preset:10s} {n / s:6.2f} frames/s  {out.stat().st_size / 1e6:6.2f} MB")
+        print()
+
+    if not args.skip_memory:
+        print("streaming memory: the bundled clip once and looped 8 times")
+        looped = tmp / "looped.mp4"
+        subprocess.run([FFMPEG, "-hide_banner", "-loglevel", "error", "-y", "-stream_loop", "7", "-i", str(SAMPLE),
+                        "-c", "copy", str(looped)], check=True)
+        for clip in (SAMPLE, looped):
+            s, mem = timed(deid(clip, tmp / f"mem_{clip.name}"))
+            print(f"  {frames_of(clip):5d} frames  {frames_of(clip) / s:6.2f} frames/s  peak {mem} MiB")
+    print(f"\noutputs in {tmp}")
+
+
+if __name__ == "__main__":
+    main()
