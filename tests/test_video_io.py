@@ -155,3 +155,28 @@ def test_folder_input_maps_to_output_folder(tmp_path, sample):
     assert r.returncode == 0, r.stderr
     done = tmp_path / "shoot_anonymized"
     assert sorted(p.name for p in done.iterdir()) == ["a.png", "clip.mp4"]
+
+
+def test_pixel_format_and_colour_tags_kept(tmp_path):
+    src = tmp_path / "tagged.mp4"
+    ffmpeg(
+        "-f", "lavfi", "-i", "testsrc=size=320x240:rate=25:duration=1", "-c:v", "libx264", "-pix_fmt", "yuv444p",
+        "-colorspace", "bt709", "-color_range", "pc", str(src),
+    )
+    out = tmp_path / "out.mp4"
+    r = run_deid("run", src, "-o", out, "--quiet")
+    assert r.returncode == 0, r.stderr
+
+    def props(path):
+        with av.open(str(path)) as c:
+            f = next(c.decode(video=0))
+            # decoders report full-range 4:4:4 as yuvj444p or as yuv444p + range tag: the same pixels
+            return f.format.name.replace("yuvj", "yuv"), int(f.colorspace), int(f.color_range), f.to_ndarray(
+                format="rgb24"
+            ).astype(float)
+
+    *tags_out, rgb_out = props(out)
+    *tags_src, rgb_src = props(src)
+    assert tags_out == tags_src == ["yuv444p", 1, 2]
+    psnr = 10 * np.log10(255**2 / ((rgb_out - rgb_src) ** 2).mean())
+    assert psnr > 35, "colours must survive the round trip (a wrong matrix or range costs 10+ dB)"

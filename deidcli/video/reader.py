@@ -69,15 +69,10 @@ class VideoReader:
             for o in self._container.streams
             if o.index != self._index
         )
+        rotation, color = self._first_frame_properties()
         duration = float(s.duration * s.time_base) if s.duration else None
         if duration is None and self._container.duration:
             duration = self._container.duration / av.time_base
-        color = {}
-        for key, attr in (("color_range", "color_range"), ("colorspace", "colorspace"),
-                          ("color_primaries", "color_primaries"), ("color_trc", "color_trc")):
-            value = getattr(cc, attr, None)
-            if value not in (None, 0, 2):  # 0/2 = reserved/unspecified
-                color[key] = str(value)
         return VideoInfo(
             path=self.path,
             width=cc.width,
@@ -87,23 +82,28 @@ class VideoReader:
             frame_rate=s.average_rate or s.guessed_rate,
             frames=int(s.frames or 0),
             duration_s=duration,
-            rotation=self._rotation(),
+            rotation=rotation,
             container_format=self._container.format.name,
             other_streams=others,
             color=color,
         )
 
-    def _rotation(self) -> int:
-        # The display matrix travels on the stream; PyAV exposes it on decoded frames, so peek at the first one.
+    def _first_frame_properties(self) -> tuple[int, dict[str, str]]:
+        """Display rotation and colour tags, which PyAV exposes reliably only on decoded frames."""
         try:
-            for frame in self._container.decode(self._stream):
-                rot = int(round(getattr(frame, "rotation", 0) or 0))
-                break
-            else:
-                rot = 0
+            frame = next(iter(self._container.decode(self._stream)), None)
         except av.error.FFmpegError as exc:
             raise DecodeError(f"{self.path}: cannot decode the first frame ({_why(exc)})") from None
-        return rot
+        if frame is None:
+            raise DecodeError(f"{self.path}: no frame could be decoded")
+        rotation = int(round(getattr(frame, "rotation", 0) or 0))
+        color = {}
+        # ffmpeg's numeric codes; 0 (and 2 for all but the range) mean unspecified, so leave them to the encoder.
+        for key in ("color_range", "colorspace", "color_primaries", "color_trc"):
+            value = int(getattr(frame, key, 0) or 0)
+            if value and (key == "color_range" or value != 2):
+                color[key] = str(value)
+        return rotation, color
 
     def frames(self) -> Iterator[Frame]:
         """Every frame in presentation order; raises :class:`DecodeError` on damage or truncation."""
