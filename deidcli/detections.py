@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -22,7 +22,6 @@ class Detections:
     confidence: np.ndarray
     class_id: np.ndarray
     landmarks: np.ndarray | None = None
-    data: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.xyxy = np.asarray(self.xyxy, dtype=np.float32).reshape(-1, 4)
@@ -43,13 +42,13 @@ class Detections:
 
     def __getitem__(self, index) -> "Detections":
         lm = None if self.landmarks is None else self.landmarks[index]
-        return Detections(self.xyxy[index], self.confidence[index], self.class_id[index], lm, dict(self.data))
+        return Detections(self.xyxy[index], self.confidence[index], self.class_id[index], lm)
 
     def scaled(self, fx: float, fy: float) -> "Detections":
         """Boxes and landmarks multiplied by ``(fx, fy)``: map from an inference-sized image back to the frame."""
         xyxy = self.xyxy * np.array([fx, fy, fx, fy], dtype=np.float32)
         lm = None if self.landmarks is None else self.landmarks * np.array([fx, fy], dtype=np.float32)
-        return Detections(xyxy, self.confidence.copy(), self.class_id.copy(), lm, dict(self.data))
+        return Detections(xyxy, self.confidence.copy(), self.class_id.copy(), lm)
 
     def to_records(self) -> list[dict]:
         """Plain lists for JSON output."""

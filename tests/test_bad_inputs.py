@@ -107,3 +107,13 @@ def test_unknown_method_is_a_usage_error(tmp_path, sample):
     assert r.returncode == int(ExitCode.USAGE)
     assert "unknown method" in r.stderr
     assert not (tmp_path / "x.mp4").exists()
+
+
+def test_decode_error_mid_video(tmp_path, sample):
+    """Damaged picture data in the middle: the file is aborted after the frames before it; nothing is written."""
+    bad = tmp_path / "damaged.mp4"
+    data = bytearray(sample.read_bytes())
+    for i in range(int(len(data) * 0.45), int(len(data) * 0.55)):
+        data[i] = (data[i] * 7 + 13) & 0xFF
+    bad.write_bytes(bytes(data))
+    _check([bad], ExitCode.DECODE_ERROR, "decoding failed after frame", tmp_path, [bad])
