@@ -180,3 +180,19 @@ def test_pixel_format_and_colour_tags_kept(tmp_path):
     assert tags_out == tags_src == ["yuv444p", 1, 2]
     psnr = 10 * np.log10(255**2 / ((rgb_out - rgb_src) ** 2).mean())
     assert psnr > 35, "colours must survive the round trip (a wrong matrix or range costs 10+ dB)"
+
+
+@pytest.mark.parametrize("ext", ["mov", "mp4"])
+def test_timecode_track_survives(tmp_path, ext):
+    """Camera files carry a QuickTime timecode track; it must come through, also from .mov into .mp4."""
+    src = tmp_path / "tc.mov"
+    ffmpeg(
+        "-f", "lavfi", "-i", "testsrc=size=320x240:rate=25:duration=1", "-f", "lavfi", "-i", "sine=duration=1",
+        "-c:v", "libx264", "-c:a", "aac", "-timecode", "01:00:00:00", str(src),
+    )
+    out = tmp_path / f"out.{ext}"
+    r = run_deid("run", src, "-o", out, "--quiet")
+    assert r.returncode == 0, r.stderr
+    streams = probe(out)["streams"]
+    assert [s["type"] for s in streams].count("data") == 1
+    assert streams[0]["metadata"].get("timecode") == "01:00:00:00"

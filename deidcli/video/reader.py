@@ -25,8 +25,16 @@ class VideoInfo:
     duration_s: float | None
     rotation: int  # display rotation in degrees, anticlockwise, as ffmpeg's -display_rotation
     container_format: str
-    other_streams: tuple[str, ...]  # "audio:aac", "subtitle:mov_text", ...
+    other_streams: tuple["StreamInfo", ...]  # everything but the picture, copied unchanged
     color: dict[str, str]
+
+
+@dataclass(frozen=True)
+class StreamInfo:
+    index: int
+    type: str  # "audio", "subtitle", "data", ...
+    codec: str | None
+    timecode: bool  # a QuickTime timecode track: muxers rebuild it from the video stream's timecode tag
 
 
 @dataclass
@@ -65,7 +73,12 @@ class VideoReader:
         if not cc.width or not cc.height:
             raise InvalidMediaError(f"{self.path}: video stream has no picture size (damaged file?)")
         others = tuple(
-            f"{o.type}:{o.codec_context.name if o.codec_context else 'unknown'}"
+            StreamInfo(
+                o.index,
+                o.type,
+                o.codec_context.name if o.codec_context else None,
+                o.type == "data" and "timecode" in o.metadata,
+            )
             for o in self._container.streams
             if o.index != self._index
         )

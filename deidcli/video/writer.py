@@ -54,8 +54,13 @@ def encoder_command(info: VideoInfo, settings: EncodeSettings, output: Path) -> 
     # Input 1: the source, for audio, subtitles, data, chapters and metadata.
     cmd += ["-i", str(info.path)]
     cmd += ["-map", "0:v:0", "-map", "1:a?", "-map", "1:s?"]
-    if not settings.strip_metadata:
-        cmd += ["-map", "1:d?"]  # telemetry streams (GPS among them) go only when metadata is kept
+    # Data streams (telemetry, GPS among them) go only when metadata is kept. Timecode tracks are left to the
+    # muxer, which rebuilds them from the video stream's timecode tag (copying one into MP4 fails).
+    data_streams = [
+        o for o in info.other_streams if o.type == "data" and not o.timecode and not settings.strip_metadata
+    ]
+    for o in data_streams:
+        cmd += ["-map", f"1:{o.index}"]
     cmd += ["-c:v", settings.codec, "-pix_fmt", settings.output_pix_fmt(info.pix_fmt)]
     if settings.codec in ("libx264", "libx265"):
         cmd += ["-preset", settings.preset, "-crf", str(settings.crf)]
@@ -74,13 +79,11 @@ def encoder_command(info: VideoInfo, settings: EncodeSettings, output: Path) -> 
     else:
         cmd += ["-map_metadata", "1", "-map_metadata:s:v:0", "1:s:v:0", "-map_chapters", "1"]
         # An explicit -map_metadata turns off ffmpeg's per-stream copy, so name each copied stream.
-        counts = {"audio": 0, "subtitle": 0, "data": 0}
-        for entry in info.other_streams:
-            kind = entry.split(":", 1)[0]
-            if kind in counts:
-                spec = f"{kind[0]}:{counts[kind]}"
-                cmd += [f"-map_metadata:s:{spec}", f"1:s:{spec}"]
-                counts[kind] += 1
+        for kind in ("audio", "subtitle"):
+            for k, _ in enumerate(o for o in info.other_streams if o.type == kind):
+                cmd += [f"-map_metadata:s:{kind[0]}:{k}", f"1:s:{kind[0]}:{k}"]
+        for k, o in enumerate(data_streams):
+            cmd += [f"-map_metadata:s:d:{k}", f"1:{o.index}"]
     fmt = output.suffix.lower()
     if fmt in (".mp4", ".mov", ".m4v"):
         tb = info.time_base
