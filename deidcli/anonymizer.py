@@ -45,8 +45,16 @@ class FrameAnonymizer:
         detector = build_detector(cfg.detector, cfg.threshold, device.type)
         return cls(detector, style, cfg.scale, cfg.max_side, device)
 
-    def __call__(self, image: np.ndarray, index: int = 0) -> tuple[np.ndarray, Detections]:
-        """Return the anonymized copy of ``image`` (H x W x 3 uint8 RGB) and what was found in it."""
+    def detect(self, image: np.ndarray) -> Detections:
+        """Faces in ``image`` (H x W x 3 uint8 RGB), in its pixel coordinates."""
         h, w = image.shape[:2]
-        dets = self.detector.detect(image, inference_scale(w, h, self.scale, self.max_side))
-        return anonymize_frame(image, dets, self.style, index, self.device), dets
+        return self.detector.detect(image, inference_scale(w, h, self.scale, self.max_side))
+
+    def anonymize(self, image: np.ndarray, dets: Detections, index: int = 0) -> np.ndarray:
+        """A copy of ``image`` with every region in ``dets`` anonymized."""
+        return anonymize_frame(image, dets, self.style, index, self.device)
+
+    def __call__(self, image: np.ndarray, index: int = 0) -> tuple[np.ndarray, Detections]:
+        """Detect and anonymize one image on its own (no tracking): the anonymized copy and what was found."""
+        dets = self.detect(image)
+        return self.anonymize(image, dets, index), dets

@@ -73,6 +73,16 @@ def run(
         Optional[str],
         typer.Option(help="Inference scale: 'auto' (longest side capped at 960 px) or a factor, e.g. 1 for small faces."),
     ] = None,
+    track: Annotated[
+        Optional[bool],
+        typer.Option("--track/--no-track", help="Track faces and cover the frames the detector missed (default on)."),
+    ] = None,
+    lookahead: Annotated[
+        Optional[float], typer.Option(help="Seconds held back to fill detection gaps backwards (default 0.5).")
+    ] = None,
+    hold: Annotated[
+        Optional[float], typer.Option(help="Seconds a lost face stays covered, and a new one is covered early (0.2).")
+    ] = None,
     device: Annotated[Optional[str], typer.Option(help="auto, cpu or cuda.")] = None,
     codec: Annotated[Optional[str], typer.Option(help="Video encoder (libx264, libx265, h264_nvenc...).")] = None,
     crf: Annotated[Optional[int], typer.Option(help="Encoder quality, lower is better (default 18, visually lossless).")] = None,
@@ -95,7 +105,8 @@ def run(
     t0 = time.perf_counter()
     cfg = load_config(config).with_overrides(
         method=method, strength=strength, mask_shape=mask_shape, mask_scale=mask_scale, color=_parse_color(color),
-        detector=detector, threshold=threshold, scale=scale, device=device, codec=codec, crf=crf, preset=preset,
+        detector=detector, threshold=threshold, scale=scale, device=device, track=track, lookahead_s=lookahead,
+        hold_s=hold, codec=codec, crf=crf, preset=preset,
         seed=seed, strip_metadata=strip_metadata or None, overwrite=overwrite or None,
     )
     jobs = plan_jobs(inputs, output)

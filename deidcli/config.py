@@ -18,6 +18,10 @@ class DeidConfig:
     threshold: float | None = None  # None: the detector's own default
     scale: str = "auto"  # inference scale: "auto" (longest side capped at max_side) or a factor such as "0.5"
     max_side: int = 960
+    # tracking: cover the frames around each detection (see deidcli/tracking/coverage.py)
+    track: bool = True
+    lookahead_s: float = 0.5  # frames held back for filling gaps backwards
+    hold_s: float = 0.2  # a lost track stays covered this long; a new one is carried this far back
     # de-identification
     method: str = "frost"
     strength: float | None = None  # None: the method's default
@@ -66,6 +70,8 @@ class DeidConfig:
                 raise ConfigError("scale must be 'auto' or a factor such as 0.5") from None
             if not 0.05 <= factor <= 4.0:
                 raise ConfigError("scale factor must be between 0.05 and 4")
+        if self.lookahead_s < 0 or self.hold_s < 0:
+            raise ConfigError("lookahead and hold must not be negative")
         if not 0 <= self.crf <= 63:
             raise ConfigError("crf must be between 0 and 63")
 

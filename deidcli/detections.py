@@ -16,12 +16,15 @@ class Detections:
         confidence: ``(N,)`` float32 scores in ``[0, 1]``.
         class_id: ``(N,)`` int32 target class (0 = face).
         landmarks: ``(N, 5, 2)`` float32 facial landmarks (eyes, nose, mouth corners) or ``None``.
+        tracker_id: ``(N,)`` int64 track ids, ``-1`` for none; ``None`` before tracking. Boxes carried into frames
+            where the detector missed a tracked object have confidence 0.
     """
 
     xyxy: np.ndarray
     confidence: np.ndarray
     class_id: np.ndarray
     landmarks: np.ndarray | None = None
+    tracker_id: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         self.xyxy = np.asarray(self.xyxy, dtype=np.float32).reshape(-1, 4)
@@ -29,8 +32,12 @@ class Detections:
         self.class_id = np.asarray(self.class_id, dtype=np.int32).reshape(-1)
         if self.landmarks is not None:
             self.landmarks = np.asarray(self.landmarks, dtype=np.float32).reshape(-1, 5, 2)
+        if self.tracker_id is not None:
+            self.tracker_id = np.asarray(self.tracker_id, dtype=np.int64).reshape(-1)
         n = len(self.xyxy)
-        if len(self.confidence) != n or len(self.class_id) != n:
+        if len(self.confidence) != n or len(self.class_id) != n or (
+            self.tracker_id is not None and len(self.tracker_id) != n
+        ):
             raise ValueError("xyxy, confidence and class_id must have the same length")
 
     @classmethod
@@ -42,19 +49,23 @@ class Detections:
 
     def __getitem__(self, index) -> "Detections":
         lm = None if self.landmarks is None else self.landmarks[index]
-        return Detections(self.xyxy[index], self.confidence[index], self.class_id[index], lm)
+        tid = None if self.tracker_id is None else self.tracker_id[index]
+        return Detections(self.xyxy[index], self.confidence[index], self.class_id[index], lm, tid)
 
     def scaled(self, fx: float, fy: float) -> "Detections":
         """Boxes and landmarks multiplied by ``(fx, fy)``: map from an inference-sized image back to the frame."""
         xyxy = self.xyxy * np.array([fx, fy, fx, fy], dtype=np.float32)
         lm = None if self.landmarks is None else self.landmarks * np.array([fx, fy], dtype=np.float32)
-        return Detections(xyxy, self.confidence.copy(), self.class_id.copy(), lm)
+        tid = None if self.tracker_id is None else self.tracker_id.copy()
+        return Detections(xyxy, self.confidence.copy(), self.class_id.copy(), lm, tid)
 
     def to_records(self) -> list[dict]:
         """Plain lists for JSON output."""
+        ids = self.tracker_id if self.tracker_id is not None else np.full(len(self), -1)
         return [
-            {"box": [round(float(v), 1) for v in box], "score": round(float(s), 4), "class_id": int(c)}
-            for box, s, c in zip(self.xyxy, self.confidence, self.class_id)
+            {"box": [round(float(v), 1) for v in box], "score": round(float(s), 4), "class_id": int(c),
+             "track_id": int(t)}
+            for box, s, c, t in zip(self.xyxy, self.confidence, self.class_id, ids)
         ]
 
 

@@ -17,6 +17,7 @@ from deidcli.config import DeidConfig
 from deidcli.errors import DeidError, InvalidMediaError
 from deidcli.media import Job
 from deidcli.outputs import atomic_output
+from deidcli.tracking import ByteTracker, CoverageSettings, TemporalCoverage
 from deidcli.video import EncodeSettings, VideoReader, VideoWriter
 
 QUEUE_FRAMES = 4  # frames buffered between stages: bounds memory whatever the video's length
@@ -37,7 +38,9 @@ class FileResult:
     frames: int = 0
     width: int = 0
     height: int = 0
-    faces_per_frame: list[int] = field(default_factory=list)
+    faces_per_frame: list[int] = field(default_factory=list)  # detections by the detector
+    regions_per_frame: list[int] = field(default_factory=list)  # regions anonymized: detections + tracked fills
+    tracks: dict[int, list[int]] = field(default_factory=dict)  # id -> [first, last, detected, filled frames]
     seconds: float = 0.0
 
     @property
@@ -58,6 +61,12 @@ class FileResult:
             "faces_total": int(sum(self.faces_per_frame)),
             "frames_with_faces": int(sum(1 for n in self.faces_per_frame if n)),
             "faces_per_frame": self.faces_per_frame,
+            "regions_per_frame": self.regions_per_frame,
+            "filled_regions": int(sum(self.regions_per_frame) - sum(self.faces_per_frame)),
+            "tracks": [
+                {"id": tid, "first_frame": a, "last_frame": b, "detected_frames": n, "filled_frames": f}
+                for tid, (a, b, n, f) in sorted(self.tracks.items())
+            ],
             "seconds": round(self.seconds, 3),
             "fps": round(self.fps, 3),
         }
@@ -133,17 +142,32 @@ def process_video(
         stages = [_Stage(read), _Stage(write)]
         for s in stages:
             s.start()
+        tracker = ByteTracker(float(info.frame_rate or 25)) if cfg.track else None
+        coverage = TemporalCoverage(CoverageSettings.for_rate(info.frame_rate, cfg.lookahead_s, cfg.hold_s))
+
+        def emit(ready) -> bool:
+            for frame, dets in ready:
+                image = anonymizer.anonymize(frame.image, dets, frame.index)
+                result.regions_per_frame.append(len(dets))
+                if not _put_checked(done, (image, frame.pts), stages):
+                    return False
+                if on_advance:
+                    on_advance(1)
+            return True
+
         try:
             while True:
                 item = _get(decoded, stages)
                 if item is _DONE:
                     break
-                image, dets = anonymizer(item.image, item.index)
+                dets = anonymizer.detect(item.image)
                 result.faces_per_frame.append(len(dets))
-                if not _put_checked(done, (image, item.pts), stages):
+                if tracker is not None:
+                    dets.tracker_id = tracker.update(dets)
+                if not emit(coverage.push(item.index, item, dets)):
                     break
-                if on_advance:
-                    on_advance(1)
+            emit(coverage.flush())
+            result.tracks = coverage.track_frames
             _put_checked(done, _DONE, stages)
             stages[1].join()
             _raise_stage_errors(stages)
@@ -220,7 +244,7 @@ def process_image(
     if on_start:
         on_start(1, job.src.name)
     out, dets = anonymizer(rgb, 0)
-    result.faces_per_frame = [len(dets)]
+    result.faces_per_frame = result.regions_per_frame = [len(dets)]
     result.frames = 1
     result.height, result.width = rgb.shape[:2]
     save_kwargs: dict = {}

@@ -67,7 +67,8 @@ def anonymize_frame(
     """Return a copy of ``frame`` (``H x W x 3`` uint8 RGB) with every detected region anonymized.
 
     Each region is processed at its own resolution so the strength scales with its size; the random methods draw
-    from a generator seeded by ``(seed, frame_index, region)`` so a rerun gives the same output.
+    from a generator seeded by ``(seed, track id)`` for tracked regions, so a person's noise does not change from
+    frame to frame, and by ``(seed, frame_index, region)`` otherwise; a rerun gives the same output.
     """
     out = frame.copy()
     if len(detections) == 0:
@@ -86,7 +87,9 @@ def anonymize_frame(
         gen = None
         if style.method.random:
             gen = torch.Generator(device=crop.device)
-            gen.manual_seed(hash((style.seed, frame_index, i)) & 0x7FFF_FFFF_FFFF_FFFF)
+            tid = -1 if detections.tracker_id is None else int(detections.tracker_id[i])
+            key = (style.seed, "track", tid) if tid >= 0 else (style.seed, frame_index, i)
+            gen.manual_seed(hash(key) & 0x7FFF_FFFF_FFFF_FFFF)
         anon = style.method(crop, style.strength, generator=gen, color=style.color)
         full = (
             centres[i, 0] - halves[i, 0] - x1,
