@@ -11,7 +11,7 @@ from typing import Annotated, Optional
 import typer
 
 from deidcli import __version__
-from deidcli.errors import DeidError, ExitCode
+from deidcli.errors import ConfigError, DeidError, ExitCode
 
 app = typer.Typer(
     add_completion=False,
@@ -94,6 +94,10 @@ def run(
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace existing outputs.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
     report: Annotated[Optional[Path], typer.Option(help="Write a JSON report of the run here.")] = None,
+    detections: Annotated[
+        Optional[Path],
+        typer.Option(help="Use the regions in this `deid detect` file instead of detecting (one video input)."),
+    ] = None,
 ) -> None:
     """Anonymize every face in the inputs and write new files; inputs are never modified."""
     from deidcli.config import load_config
@@ -110,8 +114,10 @@ def run(
         seed=seed, strip_metadata=strip_metadata or None, overwrite=overwrite or None,
     )
     jobs = plan_jobs(inputs, output)
+    if detections is not None and (len(jobs) != 1 or jobs[0].kind != "video"):
+        raise ConfigError("--detections applies to exactly one video input")
     with FrameProgress(enabled=not quiet) as bar:
-        results = run_jobs(jobs, cfg, on_start=bar.start, on_advance=bar.advance)
+        results = run_jobs(jobs, cfg, on_start=bar.start, on_advance=bar.advance, detections=detections)
     if report is not None:
         write_report(build_report(cfg, results, time.perf_counter() - t0), report)
     failed = [r for r in results if r.status != "ok"]
@@ -123,6 +129,121 @@ def run(
                 typer.echo(f"{r.output}  ({r.frames} frames, {sum(r.faces_per_frame)} faces, {r.fps:.1f} fps)", err=True)
     if failed:
         raise typer.Exit(failed[0].exit_code)
+
+
+@app.command("detect")
+def detect(
+    video: Annotated[Path, typer.Argument(help="Video file.")],
+    output: Annotated[
+        Optional[Path], typer.Option("-o", "--output", help="JSON lines file. Default: VIDEO.detections.jsonl.")
+    ] = None,
+    config: Annotated[Optional[Path], typer.Option("--config", help="YAML preset; flags override it.")] = None,
+    detector: Annotated[Optional[str], typer.Option(help="centerface (default) or mtcnn.")] = None,
+    threshold: Annotated[Optional[float], typer.Option(help="Detection score threshold.")] = None,
+    scale: Annotated[Optional[str], typer.Option(help="Inference scale: 'auto' or a factor.")] = None,
+    track: Annotated[Optional[bool], typer.Option("--track/--no-track", help="Track and fill gaps (default on).")] = None,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing file.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+) -> None:
+    """Write per-frame boxes, scores, classes and track ids without writing video.
+
+    The file holds exactly the regions `deid run` would anonymize; `deid run VIDEO --detections FILE` reuses them,
+    so several methods can be tried without detecting again.
+    """
+    from deidcli.anonymizer import FrameAnonymizer
+    from deidcli.config import load_config
+    from deidcli.errors import InputNotFoundError
+    from deidcli.pipeline import detect_video
+    from deidcli.progress import FrameProgress
+
+    if not video.is_file():
+        raise InputNotFoundError(f"{video}: no such file")
+    cfg = load_config(config).with_overrides(
+        detector=detector, threshold=threshold, scale=scale, track=track, overwrite=overwrite or None
+    )
+    dst = output or video.with_name(video.name + ".detections.jsonl")
+    with FrameProgress(enabled=not quiet) as bar:
+        r = detect_video(video, dst, FrameAnonymizer.from_config(cfg), cfg, bar.start, bar.advance)
+    if not quiet:
+        typer.echo(f"{dst}  ({r.frames} frames, {sum(r.regions_per_frame)} regions, {len(r.tracks)} tracks)", err=True)
+
+
+@app.command("audit")
+def audit(
+    original: Annotated[Path, typer.Argument(help="The source video.")],
+    anonymized: Annotated[Path, typer.Argument(help="The anonymized video to check.")],
+    max_leak: Annotated[float, typer.Option(help="Exit 11 when the leak rate is above this (0 = any leak).")] = 0.0,
+    sheet: Annotated[
+        Optional[Path], typer.Option(help="Contact sheet PNG of the worst faces. Default: ANONYMIZED.audit.png.")
+    ] = None,
+    report: Annotated[Optional[Path], typer.Option(help="Write the audit as JSON here.")] = None,
+    json_out: Annotated[bool, typer.Option("--json", help="Print the audit as JSON on stdout.")] = False,
+    detector: Annotated[str, typer.Option(help="Detector for the independent search (centerface or mtcnn).")] = "centerface",
+    scale: Annotated[float, typer.Option(help="Inference scale of the audit's detector (default 1: full size).")] = 1.0,
+    min_score: Annotated[float, typer.Option(help="Faces in the original scored below this are not checked.")] = 0.5,
+    ssim_leak: Annotated[
+        float, typer.Option(help="A face region at least this similar (SSIM) to the original leaks (0.5).")
+    ] = 0.5,
+    recognizer: Annotated[
+        bool,
+        typer.Option("--recognizer/--no-recognizer", help="Also ask dlib whether the face still matches (off: the "
+                     "same frame's hair and clothes alone bring dlib near a match)."),
+    ] = False,
+    confirm: Annotated[
+        bool, typer.Option("--confirm/--no-confirm", help="Have MTCNN confirm low-scored candidate faces (default on).")
+    ] = True,
+    every: Annotated[int, typer.Option(help="Check every N-th frame.")] = 1,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+) -> None:
+    """Check a finished output independently: is any face of the original still visible in it?
+
+    Faces are searched again in the original, at full resolution by default, and each is compared with the same
+    region of the output: it leaks if the region is unchanged (SSIM >= --ssim-leak) or a face is still detected
+    there (or, with --recognizer, dlib still matches it). Low-scored candidates need MTCNN's confirmation.
+    Prints the leak rate and the leaked frames with their timestamps; exits 11 above --max-leak (a CI gate).
+    """
+    import json as _json
+
+    from deidcli.detection import build_detector
+    from deidcli.errors import InputNotFoundError
+    from deidcli.evaluation.audit import Confirmer, audit_video, contact_sheet
+    from deidcli.progress import FrameProgress
+    from deidcli.video import VideoReader
+
+    for p in (original, anonymized):
+        if not p.is_file():
+            raise InputNotFoundError(f"{p}: no such file")
+    total = VideoReader(original).info.frames or None
+    rec = None
+    if recognizer:
+        from deidcli.evaluation.recognizer import DlibRecognizer
+
+        rec = DlibRecognizer()
+    det = build_detector(detector, threshold=min(min_score, 0.5))
+    with FrameProgress(enabled=not quiet) as bar:
+        bar.start(total, f"audit {anonymized.name}")
+        result, worst = audit_video(
+            original, anonymized, det, scale=scale, min_score=min_score, ssim_leak=ssim_leak, recognizer=rec,
+            confirmer=Confirmer() if confirm else None, every=every, on_frame=lambda: bar.advance(1),
+        )
+    sheet = sheet or anonymized.with_name(anonymized.name + ".audit.png")
+    contact_sheet(worst, sheet)
+    data = result.as_dict() | {"original": str(original), "anonymized": str(anonymized), "max_leak": max_leak,
+                               "contact_sheet": str(sheet), "passed": result.leak_rate <= max_leak}
+    if report:
+        report.write_text(_json.dumps(data, indent=2) + "\n")
+    if json_out:
+        typer.echo(_json.dumps(data))
+    else:
+        typer.echo(
+            f"{result.frames} frames, {len(result.faces)} faces checked, {len(result.leaks)} leaked: "
+            f"leak rate {result.leak_rate:.4f} (limit {max_leak})"
+        )
+        for item in data["leaked_frames"][:50]:
+            typer.echo(f"  leak at frame {item['frame']} ({item['time_s']:.2f} s)")
+        typer.echo(f"contact sheet: {sheet}")
+    if result.leak_rate > max_leak:
+        raise typer.Exit(int(ExitCode.LEAK_ABOVE_LIMIT))
 
 
 def _on_sigterm(signum, frame) -> None:

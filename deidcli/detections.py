@@ -63,7 +63,8 @@ class Detections:
         """Plain lists for JSON output."""
         ids = self.tracker_id if self.tracker_id is not None else np.full(len(self), -1)
         return [
-            {"box": [round(float(v), 1) for v in box], "score": round(float(s), 4), "class_id": int(c),
+            # Full float32 precision, so regions read back from a file are the very same pixels.
+            {"box": [float(v) for v in box], "score": float(s), "class_id": int(c),
              "track_id": int(t)}
             for box, s, c, t in zip(self.xyxy, self.confidence, self.class_id, ids)
         ]

@@ -20,6 +20,7 @@ class ExitCode(IntEnum):
     OUTPUT_NOT_WRITABLE = 8
     MODEL_UNAVAILABLE = 9
     ENCODE_ERROR = 10
+    LEAK_ABOVE_LIMIT = 11
     INTERRUPTED = 130
 
 

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import queue
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -14,11 +15,14 @@ from PIL import Image, UnidentifiedImageError
 
 from deidcli.anonymizer import FrameAnonymizer
 from deidcli.config import DeidConfig
+from deidcli.detections import Detections
+from deidcli.detections_io import frame_line, header, read_detections
 from deidcli.errors import DeidError, InvalidMediaError
 from deidcli.media import Job
 from deidcli.outputs import atomic_output
 from deidcli.tracking import ByteTracker, CoverageSettings, TemporalCoverage
 from deidcli.video import EncodeSettings, VideoReader, VideoWriter
+from deidcli.video.reader import Frame
 
 QUEUE_FRAMES = 4  # frames buffered between stages: bounds memory whatever the video's length
 
@@ -100,14 +104,73 @@ def _put(q: queue.Queue, item, stop: threading.Event) -> bool:
     return False
 
 
+def tracked_regions(
+    frames: Iterable[Frame], anonymizer: FrameAnonymizer, cfg: DeidConfig, frame_rate, result: FileResult
+) -> Iterator[tuple[Frame, Detections]]:
+    """Detect, track and cover: each frame with every region to anonymize, a look-ahead's worth of frames late."""
+    tracker = ByteTracker(float(frame_rate or 25)) if cfg.track else None
+    coverage: TemporalCoverage[Frame] = TemporalCoverage(
+        CoverageSettings.for_rate(frame_rate, cfg.lookahead_s, cfg.hold_s)
+    )
+    for frame in frames:
+        dets = anonymizer.detect(frame.image)
+        result.faces_per_frame.append(len(dets))
+        if tracker is not None:
+            dets.tracker_id = tracker.update(dets)
+        yield from coverage.push(frame.index, frame, dets)
+    yield from coverage.flush()
+    result.tracks = coverage.track_frames
+
+
+def stored_regions(
+    frames: Iterable[Frame], path: Path, info, result: FileResult
+) -> Iterator[tuple[Frame, Detections]]:
+    """Regions from a ``deid detect`` file instead of the detector; the file must cover every frame."""
+    stored = read_detections(path, info.width, info.height)
+    for frame in frames:
+        dets = next(stored, None)
+        if dets is None:
+            raise InvalidMediaError(f"{path}: no detections for frame {frame.index}; rerun `deid detect`")
+        result.faces_per_frame.append(int((dets.confidence > 0).sum()))
+        yield frame, dets
+    if next(stored, None) is not None:
+        raise InvalidMediaError(f"{path}: holds more frames than the video; was it made for another file?")
+
+
+class _Decoder:
+    """The decode stage: a thread filling a bounded queue, read back as a plain iterator."""
+
+    def __init__(self, reader: VideoReader, stop: threading.Event) -> None:
+        self.queue: queue.Queue = queue.Queue(QUEUE_FRAMES)
+        self._reader, self._stop = reader, stop
+        self.stage = _Stage(self._run)
+
+    def _run(self) -> None:
+        for frame in self._reader.frames():
+            if not _put(self.queue, frame, self._stop):
+                return
+        _put(self.queue, _DONE, self._stop)
+
+    def frames(self, stages: list[_Stage]) -> Iterator[Frame]:
+        while True:
+            item = _get(self.queue, stages)
+            if item is _DONE:
+                return
+            yield item
+
+
 def process_video(
     job: Job,
     anonymizer: FrameAnonymizer,
     cfg: DeidConfig,
     on_start: StartHook | None = None,
     on_advance: AdvanceHook | None = None,
+    detections: Path | None = None,
 ) -> FileResult:
-    """Anonymize one video into ``job.dst``; on any failure nothing is left under that name."""
+    """Anonymize one video into ``job.dst``; on any failure nothing is left under that name.
+
+    With ``detections`` (a ``deid detect`` file) its regions are used and the detector does not run.
+    """
     result = FileResult(str(job.src), str(job.dst), "video")
     t0 = time.perf_counter()
     reader = VideoReader(job.src)
@@ -119,14 +182,8 @@ def process_video(
     with atomic_output(job.dst, cfg.overwrite, job.src) as tmp:
         writer = VideoWriter(info, settings, tmp)
         stop = threading.Event()
-        decoded: queue.Queue = queue.Queue(QUEUE_FRAMES)
+        decoder = _Decoder(reader, stop)
         done: queue.Queue = queue.Queue(QUEUE_FRAMES)
-
-        def read() -> None:
-            for frame in reader.frames():
-                if not _put(decoded, frame, stop):
-                    return
-            _put(decoded, _DONE, stop)
 
         def write() -> None:
             while not stop.is_set():
@@ -139,35 +196,22 @@ def process_video(
                 image, pts = item
                 writer.write(image, pts)
 
-        stages = [_Stage(read), _Stage(write)]
+        stages = [decoder.stage, _Stage(write)]
         for s in stages:
             s.start()
-        tracker = ByteTracker(float(info.frame_rate or 25)) if cfg.track else None
-        coverage = TemporalCoverage(CoverageSettings.for_rate(info.frame_rate, cfg.lookahead_s, cfg.hold_s))
-
-        def emit(ready) -> bool:
-            for frame, dets in ready:
+        frames = decoder.frames(stages)
+        if detections is not None:
+            regions = stored_regions(frames, detections, info, result)
+        else:
+            regions = tracked_regions(frames, anonymizer, cfg, info.frame_rate, result)
+        try:
+            for frame, dets in regions:
                 image = anonymizer.anonymize(frame.image, dets, frame.index)
                 result.regions_per_frame.append(len(dets))
                 if not _put_checked(done, (image, frame.pts), stages):
-                    return False
+                    break
                 if on_advance:
                     on_advance(1)
-            return True
-
-        try:
-            while True:
-                item = _get(decoded, stages)
-                if item is _DONE:
-                    break
-                dets = anonymizer.detect(item.image)
-                result.faces_per_frame.append(len(dets))
-                if tracker is not None:
-                    dets.tracker_id = tracker.update(dets)
-                if not emit(coverage.push(item.index, item, dets)):
-                    break
-            emit(coverage.flush())
-            result.tracks = coverage.track_frames
             _put_checked(done, _DONE, stages)
             stages[1].join()
             _raise_stage_errors(stages)
@@ -184,6 +228,46 @@ def process_video(
     result.frames = len(result.faces_per_frame)
     result.seconds = time.perf_counter() - t0
     return result
+
+
+def detect_video(
+    src: Path,
+    dst: Path,
+    anonymizer: FrameAnonymizer,
+    cfg: DeidConfig,
+    on_start: StartHook | None = None,
+    on_advance: AdvanceHook | None = None,
+) -> FileResult:
+    """Write the regions ``deid run`` would anonymize, one JSON line per frame, without writing video."""
+    result = FileResult(str(src), str(dst), "detections")
+    t0 = time.perf_counter()
+    reader = VideoReader(src)
+    info = reader.info
+    result.width, result.height = info.width, info.height
+    if on_start:
+        on_start(info.frames or None, src.name)
+    stop = threading.Event()
+    decoder = _Decoder(reader, stop)
+    decoder.stage.start()
+    try:
+        with atomic_output(dst, cfg.overwrite, src) as tmp, open(tmp, "w") as fh:
+            fh.write(json.dumps(header(src, info.width, info.height, info.frames, _fps(info))) + "\n")
+            for frame, dets in tracked_regions(decoder.frames([decoder.stage]), anonymizer, cfg, info.frame_rate, result):
+                time_s = None if frame.pts is None else float(frame.pts * info.time_base)
+                fh.write(frame_line(frame.index, time_s, dets))
+                result.regions_per_frame.append(len(dets))
+                if on_advance:
+                    on_advance(1)
+    finally:
+        stop.set()
+        decoder.stage.join(timeout=5)
+    result.frames = len(result.faces_per_frame)
+    result.seconds = time.perf_counter() - t0
+    return result
+
+
+def _fps(info) -> float | None:
+    return float(info.frame_rate) if info.frame_rate else None
 
 
 def _get(q: queue.Queue, stages: list[_Stage]):
@@ -269,14 +353,17 @@ def run_jobs(
     anonymizer: FrameAnonymizer | None = None,
     on_start: StartHook | None = None,
     on_advance: AdvanceHook | None = None,
+    detections: Path | None = None,
 ) -> list[FileResult]:
     """Process every job; a failed file is recorded with its error and the others go on."""
     anonymizer = anonymizer or FrameAnonymizer.from_config(cfg)
     results = []
     for job in jobs:
-        fn = process_video if job.kind == "video" else process_image
         try:
-            results.append(fn(job, anonymizer, cfg, on_start, on_advance))
+            if job.kind == "video":
+                results.append(process_video(job, anonymizer, cfg, on_start, on_advance, detections))
+            else:
+                results.append(process_image(job, anonymizer, cfg, on_start, on_advance))
         except DeidError as exc:
             results.append(
                 FileResult(str(job.src), str(job.dst), job.kind, "error", exc.message, int(exc.exit_code))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 
 import numpy as np
@@ -23,6 +24,11 @@ class RegionStyle:
     mask_scale: float = 1.3  # grow each box by this factor around its centre
     color: tuple[float, float, float] = (0.0, 0.0, 0.0)
     seed: int = 0
+
+
+def _stable_seed(key: str) -> int:
+    """A seed from a string that is the same in every process (Python's hash() of str is salted per process)."""
+    return int.from_bytes(hashlib.blake2b(key.encode(), digest_size=8).digest(), "little") & 0x7FFF_FFFF_FFFF_FFFF
 
 
 def grow_boxes(xyxy: np.ndarray, scale: float, width: int, height: int) -> np.ndarray:
@@ -88,8 +94,8 @@ def anonymize_frame(
         if style.method.random:
             gen = torch.Generator(device=crop.device)
             tid = -1 if detections.tracker_id is None else int(detections.tracker_id[i])
-            key = (style.seed, "track", tid) if tid >= 0 else (style.seed, frame_index, i)
-            gen.manual_seed(hash(key) & 0x7FFF_FFFF_FFFF_FFFF)
+            key = f"{style.seed}/track/{tid}" if tid >= 0 else f"{style.seed}/frame/{frame_index}/{i}"
+            gen.manual_seed(_stable_seed(key))
         anon = style.method(crop, style.strength, generator=gen, color=style.color)
         full = (
             centres[i, 0] - halves[i, 0] - x1,

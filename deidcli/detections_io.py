@@ -1,0 +1,53 @@
+"""Detections as data: one JSON line per frame, written by ``deid detect`` and read by ``deid run --detections``."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+from deidcli import __version__
+from deidcli.detections import Detections
+from deidcli.errors import InvalidMediaError
+
+FORMAT = "deid-detections/1"
+
+
+def header(source: Path, width: int, height: int, frames: int, fps: float | None) -> dict:
+    return {"format": FORMAT, "tool": f"deid {__version__}", "source": source.name, "width": width,
+            "height": height, "frames": frames, "fps": fps}
+
+
+def frame_line(index: int, time_s: float | None, dets: Detections) -> str:
+    return json.dumps({"frame": index, "time_s": None if time_s is None else round(time_s, 6),
+                       "detections": dets.to_records()}) + "\n"
+
+
+def read_detections(path: Path, width: int, height: int) -> Iterator[Detections]:
+    """Per-frame detections in order; refuses a file made for another video size or with frames out of order."""
+    try:
+        fh = open(path)
+    except OSError as exc:
+        raise InvalidMediaError(f"{path}: cannot read detections ({exc.strerror})") from None
+    with fh:
+        try:
+            head = json.loads(fh.readline() or "{}")
+        except json.JSONDecodeError:
+            head = {}
+        if head.get("format") != FORMAT:
+            raise InvalidMediaError(f"{path}: not a deid detections file (made by `deid detect`)")
+        if (head.get("width"), head.get("height")) != (width, height):
+            raise InvalidMediaError(
+                f"{path}: detections are for a {head.get('width')}x{head.get('height')} video, not {width}x{height}"
+            )
+        for expected, line in enumerate(fh):
+            rec = json.loads(line)
+            if rec.get("frame") != expected:
+                raise InvalidMediaError(f"{path}: frame {expected} missing from the detections")
+            items = rec["detections"]
+            yield Detections(
+                [d["box"] for d in items],
+                [d["score"] for d in items],
+                [d["class_id"] for d in items],
+                tracker_id=[d.get("track_id", -1) for d in items],
+            )
