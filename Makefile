@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.deid-installed
 
-.PHONY: install demo test test-quick bench sample clean
+.PHONY: install demo test test-quick bench recall sample clean
 
 # Reinstalls only when the dependencies change; a second `make` costs nothing.
 $(STAMP): pyproject.toml Makefile
@@ -30,6 +30,9 @@ test-quick: install
 
 bench: install
 	$(BIN)/python bench/bench_run.py
+
+recall: install
+	$(BIN)/python bench/detector_recall.py
 
 sample: install
 	$(BIN)/python scripts/make_sample_video.py sample_videos/astronaut_pan.mp4

@@ -9,6 +9,7 @@ import torch
 
 from deidcli.config import DeidConfig
 from deidcli.detection import FaceDetector, build_detector, inference_scale
+from deidcli.detection.tiling import TiledDetector
 from deidcli.detections import Detections
 from deidcli.errors import ConfigError
 from deidcli.methods import get_method
@@ -43,6 +44,8 @@ class FrameAnonymizer:
             seed=cfg.seed,
         )
         detector = build_detector(cfg.detector, cfg.threshold, device.type)
+        if cfg.tile != "off":
+            detector = TiledDetector(detector, cfg.tile, cfg.max_side, cfg.tile_scale)
         return cls(detector, style, cfg.scale, cfg.max_side, device)
 
     def detect(self, image: np.ndarray) -> Detections:

@@ -73,6 +73,13 @@ def run(
         Optional[str],
         typer.Option(help="Inference scale: 'auto' (longest side capped at 960 px) or a factor, e.g. 1 for small faces."),
     ] = None,
+    tile: Annotated[
+        Optional[str],
+        typer.Option(help="Sliced inference for small faces: auto (frames over 1920 px), off, or WxH tiles."),
+    ] = None,
+    tile_scale: Annotated[
+        Optional[float], typer.Option(help="Enlarge tiles by this before detection (2 finds faces of ~6 px; slower).")
+    ] = None,
     track: Annotated[
         Optional[bool],
         typer.Option("--track/--no-track", help="Track faces and cover the frames the detector missed (default on)."),
@@ -109,7 +116,8 @@ def run(
     t0 = time.perf_counter()
     cfg = load_config(config).with_overrides(
         method=method, strength=strength, mask_shape=mask_shape, mask_scale=mask_scale, color=_parse_color(color),
-        detector=detector, threshold=threshold, scale=scale, device=device, track=track, lookahead_s=lookahead,
+        detector=detector, threshold=threshold, scale=scale, tile=tile, tile_scale=tile_scale, device=device,
+        track=track, lookahead_s=lookahead,
         hold_s=hold, codec=codec, crf=crf, preset=preset,
         seed=seed, strip_metadata=strip_metadata or None, overwrite=overwrite or None,
     )
@@ -141,6 +149,7 @@ def detect(
     detector: Annotated[Optional[str], typer.Option(help="centerface (default) or mtcnn.")] = None,
     threshold: Annotated[Optional[float], typer.Option(help="Detection score threshold.")] = None,
     scale: Annotated[Optional[str], typer.Option(help="Inference scale: 'auto' or a factor.")] = None,
+    tile: Annotated[Optional[str], typer.Option(help="Sliced inference: auto, off or WxH.")] = None,
     track: Annotated[Optional[bool], typer.Option("--track/--no-track", help="Track and fill gaps (default on).")] = None,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing file.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
@@ -159,7 +168,7 @@ def detect(
     if not video.is_file():
         raise InputNotFoundError(f"{video}: no such file")
     cfg = load_config(config).with_overrides(
-        detector=detector, threshold=threshold, scale=scale, track=track, overwrite=overwrite or None
+        detector=detector, threshold=threshold, scale=scale, tile=tile, track=track, overwrite=overwrite or None
     )
     dst = output or video.with_name(video.name + ".detections.jsonl")
     with FrameProgress(enabled=not quiet) as bar:

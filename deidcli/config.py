@@ -18,6 +18,8 @@ class DeidConfig:
     threshold: float | None = None  # None: the detector's own default
     scale: str = "auto"  # inference scale: "auto" (longest side capped at max_side) or a factor such as "0.5"
     max_side: int = 960
+    tile: str = "auto"  # sliced inference: "auto" (frames over 2 x max_side), "off" or "WxH"
+    tile_scale: float = 1.0  # enlarge each tile by this before detection (2 finds faces of ~6 px)
     # tracking: cover the frames around each detection (see deidcli/tracking/coverage.py)
     track: bool = True
     lookahead_s: float = 0.5  # frames held back for filling gaps backwards
@@ -70,6 +72,12 @@ class DeidConfig:
                 raise ConfigError("scale must be 'auto' or a factor such as 0.5") from None
             if not 0.05 <= factor <= 4.0:
                 raise ConfigError("scale factor must be between 0.05 and 4")
+        if self.tile not in ("auto", "off"):
+            w, _, h = str(self.tile).lower().partition("x")
+            if not (w.isdigit() and h.isdigit() and int(w) >= 64 and int(h) >= 64):
+                raise ConfigError("tile must be auto, off or WxH with sides of at least 64 px (e.g. 1280x1280)")
+        if not 0.25 <= self.tile_scale <= 4:
+            raise ConfigError("tile scale must be between 0.25 and 4")
         if self.lookahead_s < 0 or self.hold_s < 0:
             raise ConfigError("lookahead and hold must not be negative")
         if not 0 <= self.crf <= 63:
