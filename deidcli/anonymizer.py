@@ -10,10 +10,12 @@ import torch
 from deidcli.config import DeidConfig
 from deidcli.detection import FaceDetector, build_detector, inference_scale
 from deidcli.detection.tiling import TiledDetector
+from deidcli.detection.yolo import YoloDetector
 from deidcli.detections import Detections
-from deidcli.errors import ConfigError
+from deidcli.errors import ConfigError, ModelUnavailableError
 from deidcli.methods import get_method
 from deidcli.methods.regions import RegionStyle, anonymize_frame
+from deidcli.targets import CLASS_ID, parse_targets, per_target
 
 
 def resolve_device(device: str) -> torch.device:
@@ -26,36 +28,76 @@ def resolve_device(device: str) -> torch.device:
 
 @dataclass
 class FrameAnonymizer:
-    detector: FaceDetector
-    style: RegionStyle
+    """Detects every target in a frame and anonymizes each region with its target's style."""
+
+    detectors: dict[str, FaceDetector]  # target name -> detector
+    styles: dict[int, RegionStyle]  # class id -> style
     scale: str | float
     max_side: int
     device: torch.device
 
+    @property
+    def detector(self) -> FaceDetector:
+        return self.detectors["face"] if "face" in self.detectors else next(iter(self.detectors.values()))
+
     @classmethod
     def from_config(cls, cfg: DeidConfig) -> "FrameAnonymizer":
+        """Builds every detector first, so missing weights fail before any frame is read."""
         device = resolve_device(cfg.device)
-        style = RegionStyle(
-            method=get_method(cfg.method),
-            strength=cfg.strength,
-            mask_shape=cfg.mask_shape,
-            mask_scale=cfg.mask_scale,
-            color=cfg.color,
-            seed=cfg.seed,
-        )
-        detector = build_detector(cfg.detector, cfg.threshold, device.type)
-        if cfg.tile != "off":
-            detector = TiledDetector(detector, cfg.tile, cfg.max_side, cfg.tile_scale)
-        return cls(detector, style, cfg.scale, cfg.max_side, device)
+        targets = parse_targets(cfg.targets)
+        methods = per_target(cfg.method, targets, str, "method")
+        strengths = per_target(cfg.strength, targets, float, "strength")
+        thresholds = per_target(cfg.threshold, targets, float, "threshold")
+        detectors: dict[str, FaceDetector] = {}
+        styles: dict[int, RegionStyle] = {}
+        for t in targets:
+            styles[CLASS_ID[t]] = RegionStyle(
+                method=get_method(methods[t] or "frost"),
+                strength=strengths[t],
+                # Faces are round; an ellipse on a body or plate box would leave its corners.
+                mask_shape=cfg.mask_shape if t == "face" else "box",
+                mask_scale=cfg.mask_scale if t == "face" else max(1.1, min(cfg.mask_scale, 1.2)),
+                color=cfg.color,
+                seed=cfg.seed + CLASS_ID[t],
+            )
+            if t == "face":
+                det = build_detector(cfg.detector, thresholds[t], device.type)
+            elif t == "body":
+                det = YoloDetector(cfg.body_model, "--body-model", thresholds[t] or 0.25, cfg.max_side, device.type)
+            else:
+                if not cfg.plate_model:
+                    raise ModelUnavailableError("the plate target needs --plate-model PATH (a YOLO plate model)")
+                det = YoloDetector(cfg.plate_model, "--plate-model", thresholds[t] or 0.25, cfg.max_side, device.type)
+            if cfg.tile != "off":
+                det = TiledDetector(det, cfg.tile, cfg.max_side, cfg.tile_scale if t == "face" else 1.0)
+            detectors[t] = det
+        return cls(detectors, styles, cfg.scale, cfg.max_side, device)
 
     def detect(self, image: np.ndarray) -> Detections:
-        """Faces in ``image`` (H x W x 3 uint8 RGB), in its pixel coordinates."""
+        """Every target in ``image`` (H x W x 3 uint8 RGB), in its pixel coordinates; class ids as in TARGETS."""
         h, w = image.shape[:2]
-        return self.detector.detect(image, inference_scale(w, h, self.scale, self.max_side))
+        parts = []
+        for target, det in self.detectors.items():
+            scale = inference_scale(w, h, self.scale, self.max_side) if target == "face" else 1.0
+            d = det.detect(image, scale)
+            d.class_id[:] = CLASS_ID[target]
+            parts.append(d)
+        if len(parts) == 1:
+            return parts[0]
+        return Detections(
+            np.concatenate([p.xyxy for p in parts]),
+            np.concatenate([p.confidence for p in parts]),
+            np.concatenate([p.class_id for p in parts]),
+        )
 
     def anonymize(self, image: np.ndarray, dets: Detections, index: int = 0) -> np.ndarray:
-        """A copy of ``image`` with every region in ``dets`` anonymized."""
-        return anonymize_frame(image, dets, self.style, index, self.device)
+        """A copy of ``image`` with every region in ``dets`` anonymized with its target's style."""
+        out = image
+        for cid, style in self.styles.items():
+            subset = dets[dets.class_id == cid] if len(self.styles) > 1 else dets
+            if len(subset):
+                out = anonymize_frame(out, subset, style, index, self.device)
+        return out.copy() if out is image else out
 
     def __call__(self, image: np.ndarray, index: int = 0) -> tuple[np.ndarray, Detections]:
         """Detect and anonymize one image on its own (no tracking): the anonymized copy and what was found."""

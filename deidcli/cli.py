@@ -57,18 +57,33 @@ def run(
         typer.Option("-o", "--output", help="Output file (one input) or folder. Default: NAME_anonymized.EXT beside each input."),
     ] = None,
     config: Annotated[Optional[Path], typer.Option("--config", help="YAML preset (see configs/); flags override it.")] = None,
+    targets: Annotated[
+        Optional[str], typer.Option(help="What to anonymize: face (default), body, plate, or a list: face,plate.")
+    ] = None,
     method: Annotated[
-        Optional[str], typer.Option("--method", "-m", help="frost (default: blur + grain), blur, pixelate, noise, impulse or solid.")
+        Optional[str],
+        typer.Option("--method", "-m", help="frost (default: blur + grain), blur, pixelate, noise, impulse or solid; "
+                     "per target: face=frost,plate=solid."),
     ] = None,
     strength: Annotated[
-        Optional[float],
-        typer.Option(help="The method's knob at a 112 px face: frost/blur sigma px, pixelate cell px, noise std, impulse density, solid opacity."),
+        Optional[str],
+        typer.Option(help="The method's knob at a 112 px face: frost/blur sigma px, pixelate cell px, noise std, "
+                     "impulse density, solid opacity; per target: face=24,plate=1."),
     ] = None,
     mask_shape: Annotated[Optional[str], typer.Option(help="ellipse or box.")] = None,
     mask_scale: Annotated[Optional[float], typer.Option(help="Grow each face box by this factor (default 1.3).")] = None,
     color: Annotated[Optional[str], typer.Option(help="Fill colour for solid: black, white, grey or R,G,B.")] = None,
     detector: Annotated[Optional[str], typer.Option(help="centerface (default) or mtcnn.")] = None,
-    threshold: Annotated[Optional[float], typer.Option(help="Detection score threshold (centerface 0.2, mtcnn 0.7). Lower finds more.")] = None,
+    threshold: Annotated[
+        Optional[str],
+        typer.Option(help="Detection score threshold (centerface 0.2, mtcnn 0.7, YOLO 0.25), or per target: "
+                     "face=0.3,plate=0.4. Lower finds more."),
+    ] = None,
+    body_model: Annotated[
+        Optional[str],
+        typer.Option(help="YOLO model for bodies: a name Ultralytics downloads on first use (yolo11n.pt) or a path."),
+    ] = None,
+    plate_model: Annotated[Optional[str], typer.Option(help="YOLO licence-plate model (.pt or .onnx path).")] = None,
     scale: Annotated[
         Optional[str],
         typer.Option(help="Inference scale: 'auto' (longest side capped at 960 px) or a factor, e.g. 1 for small faces."),
@@ -115,7 +130,7 @@ def run(
 
     t0 = time.perf_counter()
     cfg = load_config(config).with_overrides(
-        method=method, strength=strength, mask_shape=mask_shape, mask_scale=mask_scale, color=_parse_color(color),
+        targets=targets, body_model=body_model, plate_model=plate_model, method=method, strength=strength, mask_shape=mask_shape, mask_scale=mask_scale, color=_parse_color(color),
         detector=detector, threshold=threshold, scale=scale, tile=tile, tile_scale=tile_scale, device=device,
         track=track, lookahead_s=lookahead,
         hold_s=hold, codec=codec, crf=crf, preset=preset,
@@ -134,7 +149,9 @@ def run(
     if not quiet:
         for r in results:
             if r.status == "ok":
-                typer.echo(f"{r.output}  ({r.frames} frames, {sum(r.faces_per_frame)} faces, {r.fps:.1f} fps)", err=True)
+                typer.echo(
+                    f"{r.output}  ({r.frames} frames, {sum(r.faces_per_frame)} detections, {r.fps:.1f} fps)", err=True
+                )
     if failed:
         raise typer.Exit(failed[0].exit_code)
 
@@ -147,7 +164,10 @@ def detect(
     ] = None,
     config: Annotated[Optional[Path], typer.Option("--config", help="YAML preset; flags override it.")] = None,
     detector: Annotated[Optional[str], typer.Option(help="centerface (default) or mtcnn.")] = None,
-    threshold: Annotated[Optional[float], typer.Option(help="Detection score threshold.")] = None,
+    threshold: Annotated[Optional[str], typer.Option(help="Detection score threshold, or per target.")] = None,
+    targets: Annotated[Optional[str], typer.Option(help="face (default), body, plate, or a list.")] = None,
+    body_model: Annotated[Optional[str], typer.Option(help="YOLO model for bodies.")] = None,
+    plate_model: Annotated[Optional[str], typer.Option(help="YOLO licence-plate model.")] = None,
     scale: Annotated[Optional[str], typer.Option(help="Inference scale: 'auto' or a factor.")] = None,
     tile: Annotated[Optional[str], typer.Option(help="Sliced inference: auto, off or WxH.")] = None,
     track: Annotated[Optional[bool], typer.Option("--track/--no-track", help="Track and fill gaps (default on).")] = None,
@@ -168,7 +188,8 @@ def detect(
     if not video.is_file():
         raise InputNotFoundError(f"{video}: no such file")
     cfg = load_config(config).with_overrides(
-        detector=detector, threshold=threshold, scale=scale, tile=tile, track=track, overwrite=overwrite or None
+        detector=detector, threshold=threshold, scale=scale, tile=tile, track=track, overwrite=overwrite or None,
+        targets=targets, body_model=body_model, plate_model=plate_model,
     )
     dst = output or video.with_name(video.name + ".detections.jsonl")
     with FrameProgress(enabled=not quiet) as bar:

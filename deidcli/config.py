@@ -9,13 +9,17 @@ from typing import Any
 import yaml
 
 from deidcli.errors import ConfigError
+from deidcli.targets import parse_targets, per_target
 
 
 @dataclass(frozen=True)
 class DeidConfig:
     # detection
-    detector: str = "centerface"
-    threshold: float | None = None  # None: the detector's own default
+    targets: str = "face"  # comma list of face, body, plate
+    detector: str = "centerface"  # the face detector
+    threshold: float | str | None = None  # None: each detector's default; or per target, "face=0.3,plate=0.4"
+    body_model: str = "yolo11n.pt"  # Ultralytics name (downloaded on first use with internet) or a .pt/.onnx path
+    plate_model: str | None = None  # a YOLO licence-plate model (.pt or .onnx); required for the plate target
     scale: str = "auto"  # inference scale: "auto" (longest side capped at max_side) or a factor such as "0.5"
     max_side: int = 960
     tile: str = "auto"  # sliced inference: "auto" (frames over 2 x max_side), "off" or "WxH"
@@ -25,8 +29,8 @@ class DeidConfig:
     lookahead_s: float = 0.5  # frames held back for filling gaps backwards
     hold_s: float = 0.2  # a lost track stays covered this long; a new one is carried this far back
     # de-identification
-    method: str = "frost"
-    strength: float | None = None  # None: the method's default
+    method: str = "frost"  # one method for every target, or per target: "face=frost,plate=solid"
+    strength: float | str | None = None  # None: the method's default; or per target, "face=24,body=16"
     mask_shape: str = "ellipse"
     mask_scale: float = 1.3
     color: tuple[float, float, float] = (0.0, 0.0, 0.0)
@@ -55,14 +59,18 @@ class DeidConfig:
 
         if self.detector not in DETECTORS:
             raise ConfigError(f"unknown detector {self.detector!r}; choose one of {', '.join(DETECTORS)}")
-        if self.method not in METHODS:
-            raise ConfigError(f"unknown method {self.method!r}; choose one of {', '.join(METHODS)}")
+        targets = parse_targets(self.targets)
+        for name in per_target(self.method, targets, str, "method").values():
+            if name is not None and name not in METHODS:
+                raise ConfigError(f"unknown method {name!r}; choose one of {', '.join(METHODS)}")
+        for t in per_target(self.threshold, targets, _number, "threshold").values():
+            if t is not None and not 0.0 < t < 1.0:
+                raise ConfigError("threshold must be between 0 and 1")
+        per_target(self.strength, targets, _number, "strength")
         if self.mask_shape not in ("ellipse", "box"):
             raise ConfigError("mask shape must be 'ellipse' or 'box'")
         if self.mask_scale < 1.0:
             raise ConfigError("mask scale must be at least 1.0 (regions may grow, never shrink)")
-        if self.threshold is not None and not 0.0 < self.threshold < 1.0:
-            raise ConfigError("threshold must be between 0 and 1")
         if self.device not in ("auto", "cpu", "cuda") and not str(self.device).startswith("cuda:"):
             raise ConfigError("device must be auto, cpu or cuda")
         if self.scale != "auto":
@@ -85,6 +93,13 @@ class DeidConfig:
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def _number(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise ConfigError(f"not a number: {text!r}") from None
 
 
 def load_config(path: str | Path | None) -> DeidConfig:

@@ -10,24 +10,29 @@ from deidcli import __version__
 from deidcli.config import DeidConfig
 from deidcli.methods import get_method
 from deidcli.pipeline import FileResult
+from deidcli.targets import parse_targets, per_target
 
 
 def build_report(cfg: DeidConfig, results: list[FileResult], seconds: float) -> dict:
-    method = get_method(cfg.method)
+    targets = parse_targets(cfg.targets)
+    methods = per_target(cfg.method, targets, str, "method")
+    strengths = per_target(cfg.strength, targets, float, "strength")
     ok = [r for r in results if r.status == "ok"]
     frames = sum(r.frames for r in ok)
     return {
         "tool": "deid",
         "version": __version__,
         "python": platform.python_version(),
-        "method": {
-            "name": method.name,
-            "strength": cfg.strength if cfg.strength is not None else method.default_strength,
-            "strength_meaning": method.strength_meaning,
-            "mask_shape": cfg.mask_shape,
-            "mask_scale": cfg.mask_scale,
-            "seed": cfg.seed,
+        "targets": list(targets),
+        "methods": {
+            t: {
+                "name": get_method(methods[t] or "frost").name,
+                "strength": strengths[t] if strengths[t] is not None else get_method(methods[t] or "frost").default_strength,
+                "strength_meaning": get_method(methods[t] or "frost").strength_meaning,
+            }
+            for t in targets
         },
+        "mask": {"shape": cfg.mask_shape, "scale": cfg.mask_scale, "seed": cfg.seed},
         "detector": {"name": cfg.detector, "threshold": cfg.threshold, "scale": cfg.scale, "max_side": cfg.max_side},
         "encoder": {"codec": cfg.codec, "crf": cfg.crf, "preset": cfg.preset, "strip_metadata": cfg.strip_metadata},
         "config": cfg.as_dict(),

@@ -1,0 +1,66 @@
+"""Bodies and licence plates through Ultralytics YOLO: a hub name (downloaded on first use where there is internet)
+or a local ``.pt`` / ``.onnx`` file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from deidcli.detections import Detections
+from deidcli.errors import ModelUnavailableError
+
+
+def import_yolo():
+    """``ultralytics.YOLO``, without the cv2.setNumThreads(0) that importing ultralytics does as a side effect
+    (it halves the speed of our OpenCV DNN face detector)."""
+    threads = cv2.getNumThreads()
+    try:
+        from ultralytics import YOLO
+    except ImportError as exc:
+        raise ModelUnavailableError(f"bodies and plates need ultralytics ({exc})") from None
+    finally:
+        cv2.setNumThreads(threads)
+    return YOLO
+
+
+class YoloDetector:
+    """One target class from a YOLO model: persons from a COCO model, or every class of a single-purpose model."""
+
+    def __init__(self, model: str | Path, flag: str, threshold: float = 0.25, imgsz: int = 640, device: str = "cpu",
+                 task: str | None = None) -> None:
+        YOLO = import_yolo()
+        threads = cv2.getNumThreads()
+        self.name = Path(str(model)).name
+        self.default_threshold = threshold
+        self.threshold = threshold
+        self.imgsz = imgsz
+        self.device = device
+        path = Path(str(model))
+        if path.suffix not in (".pt", ".onnx") or (path.parent != Path(".") and not path.is_file()):
+            raise ModelUnavailableError(f"{flag} {model}: no such model file (give a .pt or .onnx path)")
+        try:
+            # A bare name such as yolo11n.pt is fetched from Ultralytics' release assets on first use.
+            self.model = YOLO(str(model), task=task) if task else YOLO(str(model))
+        except Exception as exc:  # noqa: BLE001 - ultralytics raises many kinds; all mean "no weights"
+            raise ModelUnavailableError(
+                f"{flag} {model}: weights not found here and could not be downloaded "
+                f"({type(exc).__name__}); download {path.name} and pass {flag} /path/to/{path.name}"
+            ) from None
+        finally:
+            cv2.setNumThreads(threads)
+        names = {int(k): str(v).lower() for k, v in getattr(self.model, "names", {}).items()}
+        person = [k for k, v in names.items() if v == "person"]
+        self.classes = person or None  # a COCO model: persons only; a single-purpose model: all its classes
+
+    def detect(self, image: np.ndarray, scale: float = 1.0) -> Detections:
+        bgr = np.ascontiguousarray(image[..., ::-1])
+        res = self.model.predict(bgr, imgsz=self.imgsz, conf=self.threshold, classes=self.classes,
+                                 device=self.device, verbose=False)[0]
+        boxes = res.boxes
+        if boxes is None or len(boxes) == 0:
+            return Detections.empty()
+        xyxy = boxes.xyxy.cpu().numpy()
+        conf = boxes.conf.cpu().numpy()
+        return Detections(xyxy, conf, np.zeros(len(conf)))

@@ -1,0 +1,40 @@
+"""What to anonymize: faces, whole bodies, licence plates; and per-target settings such as ``face=frost,plate=solid``."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TypeVar
+
+from deidcli.errors import ConfigError
+
+TARGETS = ("face", "body", "plate")  # class ids 0, 1, 2 in every Detections record
+CLASS_ID = {name: i for i, name in enumerate(TARGETS)}
+
+V = TypeVar("V")
+
+
+def parse_targets(value: str | tuple[str, ...] | list[str]) -> tuple[str, ...]:
+    items = value.split(",") if isinstance(value, str) else list(value)
+    names = tuple(dict.fromkeys(t.strip() for t in items if t.strip()))
+    bad = [t for t in names if t not in TARGETS]
+    if bad or not names:
+        raise ConfigError(f"unknown target {', '.join(bad) or '(none)'}; choose from {', '.join(TARGETS)}")
+    return names
+
+
+def per_target(value, targets: tuple[str, ...], convert: Callable[[str], V], what: str) -> dict[str, V | None]:
+    """``"x"`` applies to every target; ``"face=x,plate=y"`` sets targets one by one (the others get ``None``)."""
+    out: dict[str, V | None] = {t: None for t in targets}
+    if value is None:
+        return out
+    text = str(value)
+    if "=" not in text:
+        return {t: convert(text) for t in targets}
+    for part in text.split(","):
+        name, _, v = part.partition("=")
+        name = name.strip()
+        if name not in TARGETS:
+            raise ConfigError(f"{what}: unknown target {name!r} in {text!r}; choose from {', '.join(TARGETS)}")
+        if name in out:
+            out[name] = convert(v.strip())
+    return out
