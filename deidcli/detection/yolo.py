@@ -3,6 +3,8 @@ or a local ``.pt`` / ``.onnx`` file."""
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from pathlib import Path
 
 import cv2
@@ -12,16 +14,23 @@ from deidcli.detections import Detections
 from deidcli.errors import ModelUnavailableError
 
 
-def import_yolo():
-    """``ultralytics.YOLO``, without the cv2.setNumThreads(0) that importing ultralytics does as a side effect
-    (it halves the speed of our OpenCV DNN face detector)."""
+@contextlib.contextmanager
+def keep_cv2_threads() -> Iterator[None]:
+    """Undo the cv2.setNumThreads(0) that importing or loading ultralytics does as a side effect: it halves the
+    speed of our OpenCV DNN face detector."""
     threads = cv2.getNumThreads()
     try:
-        from ultralytics import YOLO
-    except ImportError as exc:
-        raise ModelUnavailableError(f"bodies and plates need ultralytics ({exc})") from None
+        yield
     finally:
         cv2.setNumThreads(threads)
+
+
+def import_yolo():
+    with keep_cv2_threads():
+        try:
+            from ultralytics import YOLO
+        except ImportError as exc:
+            raise ModelUnavailableError(f"bodies and plates need ultralytics ({exc})") from None
     return YOLO
 
 
@@ -31,7 +40,6 @@ class YoloDetector:
     def __init__(self, model: str | Path, flag: str, threshold: float = 0.25, imgsz: int = 640, device: str = "cpu",
                  task: str | None = None) -> None:
         YOLO = import_yolo()
-        threads = cv2.getNumThreads()
         self.name = Path(str(model)).name
         self.default_threshold = threshold
         self.threshold = threshold
@@ -42,14 +50,13 @@ class YoloDetector:
             raise ModelUnavailableError(f"{flag} {model}: no such model file (give a .pt or .onnx path)")
         try:
             # A bare name such as yolo11n.pt is fetched from Ultralytics' release assets on first use.
-            self.model = YOLO(str(model), task=task) if task else YOLO(str(model))
+            with keep_cv2_threads():
+                self.model = YOLO(str(model), task=task) if task else YOLO(str(model))
         except Exception as exc:  # noqa: BLE001 - ultralytics raises many kinds; all mean "no weights"
             raise ModelUnavailableError(
                 f"{flag} {model}: weights not found here and could not be downloaded "
                 f"({type(exc).__name__}); download {path.name} and pass {flag} /path/to/{path.name}"
             ) from None
-        finally:
-            cv2.setNumThreads(threads)
         names = {int(k): str(v).lower() for k, v in getattr(self.model, "names", {}).items()}
         person = [k for k, v in names.items() if v == "person"]
         self.classes = person or None  # a COCO model: persons only; a single-purpose model: all its classes

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
-import cv2
 import numpy as np
 
+from deidcli.detection.yolo import keep_cv2_threads
 from deidcli.detections import Detections
 from deidcli.errors import ModelUnavailableError
 
@@ -34,14 +34,11 @@ class ByteTracker:
     """Assigns a track id to each detection of each frame (``-1`` while the tracker has no track for it)."""
 
     def __init__(self, frame_rate: float = 30.0, low_threshold: float = 0.1, high_threshold: float = 0.25) -> None:
-        threads = cv2.getNumThreads()
-        try:
-            from ultralytics.trackers.byte_tracker import BYTETracker
-        except ImportError as exc:
-            raise ModelUnavailableError(f"tracking needs ultralytics and lap ({exc})") from None
-        finally:
-            # Importing ultralytics calls cv2.setNumThreads(0), which halves the speed of our OpenCV DNN detector.
-            cv2.setNumThreads(threads)
+        with keep_cv2_threads():
+            try:
+                from ultralytics.trackers.byte_tracker import BYTETracker
+            except ImportError as exc:
+                raise ModelUnavailableError(f"tracking needs ultralytics and lap ({exc})") from None
         args = SimpleNamespace(
             track_high_thresh=high_threshold,
             track_low_thresh=low_threshold,
