@@ -36,10 +36,6 @@ class FrameAnonymizer:
     max_side: int
     device: torch.device
 
-    @property
-    def detector(self) -> FaceDetector:
-        return self.detectors["face"] if "face" in self.detectors else next(iter(self.detectors.values()))
-
     @classmethod
     def from_config(cls, cfg: DeidConfig) -> "FrameAnonymizer":
         """Builds every detector first, so missing weights fail before any frame is read."""
@@ -52,7 +48,7 @@ class FrameAnonymizer:
         styles: dict[int, RegionStyle] = {}
         for t in targets:
             styles[CLASS_ID[t]] = RegionStyle(
-                method=get_method(methods[t] or "frost"),
+                method=get_method(methods[t] or DeidConfig.method),
                 strength=strengths[t],
                 # Faces are round; an ellipse on a body or plate box would leave its corners.
                 mask_shape=cfg.mask_shape if t == "face" else "box",

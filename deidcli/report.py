@@ -26,11 +26,11 @@ def build_report(cfg: DeidConfig, results: list[FileResult], seconds: float) -> 
         "targets": list(targets),
         "methods": {
             t: {
-                "name": get_method(methods[t] or "frost").name,
-                "strength": strengths[t] if strengths[t] is not None else get_method(methods[t] or "frost").default_strength,
-                "strength_meaning": get_method(methods[t] or "frost").strength_meaning,
+                "name": m.name,
+                "strength": strengths[t] if strengths[t] is not None else m.default_strength,
+                "strength_meaning": m.strength_meaning,
             }
-            for t in targets
+            for t, m in ((t, get_method(methods[t] or DeidConfig.method)) for t in targets)
         },
         "mask": {"shape": cfg.mask_shape, "scale": cfg.mask_scale, "seed": cfg.seed},
         "detector": {"name": cfg.detector, "threshold": cfg.threshold, "scale": cfg.scale, "max_side": cfg.max_side},

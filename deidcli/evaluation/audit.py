@@ -18,14 +18,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import av
 import cv2
 import numpy as np
 from skimage.metrics import structural_similarity
 
 from deidcli.detection.base import FaceDetector
 from deidcli.detections import box_iou
-from deidcli.errors import DecodeError, InvalidMediaError
+from deidcli.errors import InvalidMediaError
+from deidcli.video import VideoReader
 
 
 @dataclass
@@ -75,21 +75,10 @@ class AuditResult:
 
 
 def _frames(path: Path):
-    try:
-        container = av.open(str(path))
-    except av.error.FFmpegError as exc:
-        raise InvalidMediaError(f"{path}: not a readable video ({exc})") from None
-    with container:
-        if not container.streams.video:
-            raise InvalidMediaError(f"{path}: has no video stream")
-        stream = container.streams.video[0]
-        stream.thread_type = "AUTO"
-        try:
-            for frame in container.decode(stream):
-                t = float(frame.pts * stream.time_base) if frame.pts is not None else 0.0
-                yield t, frame.to_ndarray(format="rgb24")
-        except av.error.FFmpegError as exc:
-            raise DecodeError(f"{path}: decoding failed ({exc})") from None
+    reader = VideoReader(path)
+    tb = reader.info.time_base
+    for frame in reader.frames():
+        yield (float(frame.pts * tb) if frame.pts is not None else 0.0), frame.image
 
 
 def _gray(img: np.ndarray) -> np.ndarray:
