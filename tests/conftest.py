@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -32,10 +33,11 @@ def ffmpeg(*args: str) -> None:
     subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-y", *args], check=True)
 
 
-def run_deid(*args: str, timeout: float = 600) -> subprocess.CompletedProcess:
+def run_deid(*args: str, timeout: float = 600, env: dict | None = None) -> subprocess.CompletedProcess:
     """The real command, in a child process, so exit codes and stderr are what a user sees."""
     return subprocess.run(
-        [sys.executable, "-m", "deidcli", *map(str, args)], capture_output=True, text=True, timeout=timeout
+        [sys.executable, "-m", "deidcli", *map(str, args)], capture_output=True, text=True, timeout=timeout,
+        env=None if env is None else {**os.environ, **env},
     )
 
 

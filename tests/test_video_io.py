@@ -198,3 +198,10 @@ def test_timecode_track_survives(tmp_path, ext):
     streams = probe(out)["streams"]
     assert [s["type"] for s in streams].count("data") == 1
     assert streams[0]["metadata"].get("timecode") == "01:00:00:00"
+
+
+def test_quiet_run_prints_nothing_on_a_fresh_machine(tmp_path, sample):
+    """Ultralytics prints a settings banner on stdout the first time it is imported; deid keeps it quiet."""
+    r = run_deid("run", sample, "-o", tmp_path / "out.mp4", "--quiet", env={"YOLO_CONFIG_DIR": str(tmp_path / "cfg")})
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == "" and r.stderr == ""

@@ -4,6 +4,7 @@ or a local ``.pt`` / ``.onnx`` file."""
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,7 +18,9 @@ from deidcli.errors import ModelUnavailableError
 @contextlib.contextmanager
 def keep_cv2_threads() -> Iterator[None]:
     """Undo the cv2.setNumThreads(0) that importing or loading ultralytics does as a side effect: it halves the
-    speed of our OpenCV DNN face detector."""
+    speed of our OpenCV DNN face detector. Also keeps ultralytics quiet (its first import prints a settings banner
+    on stdout, which would corrupt `--json` output), unless the user set YOLO_VERBOSE."""
+    os.environ.setdefault("YOLO_VERBOSE", "False")
     threads = cv2.getNumThreads()
     try:
         yield
