@@ -11,11 +11,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import imageio_ffmpeg
@@ -75,7 +73,7 @@ def main() -> None:
     print(f"  deid run                          {n / d_s:6.2f} frames/s  {d_s:6.1f} s  peak {d_mem} MiB  ({faces} faces)")
     print(f"  ffmpeg decode + re-encode         {n / ff_s:6.2f} frames/s  {ff_s:6.1f} s  peak {ff_mem} MiB")
     print(f"  deid / ffmpeg speed ratio         {ff_s / d_s:6.2f}")
-    print(f"  deface 1.5.0 on street_faces_1080p (models.md): 0.95 frames/s\n")
+    print("  deface 1.5.0 on street_faces_1080p (models.md): 0.95 frames/s\n")
 
     if not args.skip_presets:
         print("x264 presets, ffmpeg decode + re-encode at crf 18 (why the default is veryfast)")

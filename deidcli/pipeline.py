@@ -278,7 +278,7 @@ def _get(q: queue.Queue, stages: list[_Stage]):
         except queue.Empty:
             if not stages[0].is_alive() and q.empty():
                 _raise_stage_errors(stages)
-                raise DeidError("decoder stopped without finishing the video")
+                raise DeidError("decoder stopped without finishing the video") from None
 
 
 def _put_checked(q: queue.Queue, item, stages: list[_Stage]) -> bool:

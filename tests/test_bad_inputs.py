@@ -6,7 +6,6 @@ import os
 import shutil
 from pathlib import Path
 
-import pytest
 
 from conftest import ffmpeg, run_deid, sha256
 from deidcli.errors import ExitCode

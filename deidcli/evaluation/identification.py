@@ -36,23 +36,26 @@ class IdentificationResult:
 
     @property
     def rank1_template(self) -> float:
-        return self.template_hits / self.probes if self.probes else float("nan")
+        return self._rate(self.template_hits)
+
+    def _rate(self, hits: int) -> float:
+        return hits / self.probes if self.probes else float("nan")
 
     @property
     def rank1_open(self) -> float:
-        return self.open_hits / self.probes if self.probes else float("nan")
+        return self._rate(self.open_hits)
 
     @property
     def rank1_open_clean(self) -> float:
-        return self.open_hits_clean / self.probes if self.probes else float("nan")
+        return self._rate(self.open_hits_clean)
 
     @property
     def rank1(self) -> float:
-        return self.rank1_hits / self.probes if self.probes else float("nan")
+        return self._rate(self.rank1_hits)
 
     @property
     def rank1_clean(self) -> float:
-        return self.rank1_hits_clean / self.probes if self.probes else float("nan")
+        return self._rate(self.rank1_hits_clean)
 
 
 def load_identities(folder: Path) -> list[tuple[str, Path]]:

@@ -31,12 +31,21 @@ def _stable_seed(key: str) -> int:
     return int.from_bytes(hashlib.blake2b(key.encode(), digest_size=8).digest(), "little") & 0x7FFF_FFFF_FFFF_FFFF
 
 
-def grow_boxes(xyxy: np.ndarray, scale: float, width: int, height: int) -> np.ndarray:
-    """Integer ``(N, 4)`` boxes grown by ``scale`` about their centres and clipped to the frame."""
+def scale_boxes(xyxy: np.ndarray, scale: float) -> np.ndarray:
+    """Float ``(N, 4)`` boxes grown by ``scale`` about their centres (not clipped)."""
     xyxy = np.asarray(xyxy, dtype=np.float64).reshape(-1, 4)
     c = (xyxy[:, :2] + xyxy[:, 2:]) / 2
     half = (xyxy[:, 2:] - xyxy[:, :2]) / 2 * scale
-    out = np.concatenate([np.floor(c - half), np.ceil(c + half)], axis=1)
+    return np.concatenate([c - half, c + half], axis=1)
+
+
+def grow_boxes(xyxy: np.ndarray, scale: float, width: int, height: int) -> np.ndarray:
+    """Integer ``(N, 4)`` boxes grown by ``scale`` about their centres and clipped to the frame."""
+    return _pixel_boxes(scale_boxes(xyxy, scale), width, height)
+
+
+def _pixel_boxes(boxes: np.ndarray, width: int, height: int) -> np.ndarray:
+    out = np.concatenate([np.floor(boxes[:, :2]), np.ceil(boxes[:, 2:])], axis=1)
     out[:, [0, 2]] = out[:, [0, 2]].clip(0, width)
     out[:, [1, 3]] = out[:, [1, 3]].clip(0, height)
     return out.astype(np.int64)
@@ -80,11 +89,8 @@ def anonymize_frame(
     if len(detections) == 0:
         return out
     h, w = frame.shape[:2]
-    grown = grow_boxes(detections.xyxy, style.mask_scale, w, h)
-    xyxy = np.asarray(detections.xyxy, dtype=np.float64)
-    centres = (xyxy[:, :2] + xyxy[:, 2:]) / 2
-    halves = (xyxy[:, 2:] - xyxy[:, :2]) / 2 * style.mask_scale
-    for i, (x1, y1, x2, y2) in enumerate(grown):
+    scaled = scale_boxes(detections.xyxy, style.mask_scale)
+    for i, (x1, y1, x2, y2) in enumerate(_pixel_boxes(scaled, w, h)):
         if x2 - x1 < 1 or y2 - y1 < 1:
             continue
         crop_np = out[y1:y2, x1:x2]
@@ -97,12 +103,7 @@ def anonymize_frame(
             key = f"{style.seed}/track/{tid}" if tid >= 0 else f"{style.seed}/frame/{frame_index}/{i}"
             gen.manual_seed(_stable_seed(key))
         anon = style.method(crop, style.strength, generator=gen, color=style.color)
-        full = (
-            centres[i, 0] - halves[i, 0] - x1,
-            centres[i, 1] - halves[i, 1] - y1,
-            centres[i, 0] + halves[i, 0] - x1,
-            centres[i, 1] + halves[i, 1] - y1,
-        )
+        full = tuple(scaled[i] - np.array([x1, y1, x1, y1]))  # the unclipped box, in crop coordinates
         m = region_mask(y2 - y1, x2 - x1, style.mask_shape, crop.device, full)
         blended = m * anon + (1 - m) * crop
         out[y1:y2, x1:x2] = blended[0].permute(1, 2, 0).mul(255.0).round_().clamp_(0, 255).byte().cpu().numpy()
