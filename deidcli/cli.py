@@ -62,13 +62,18 @@ def run(
     ] = None,
     method: Annotated[
         Optional[str],
-        typer.Option("--method", "-m", help="frost (default: blur + grain), blur, pixelate, noise, impulse or solid; "
-                     "per target: face=frost,plate=solid."),
+        typer.Option("--method", "-m", help="frost (default: blur + grain), blur, pixelate, noise, impulse, solid, "
+                     "svd, pca, hypersphere or ksame; per target: face=frost,plate=solid."),
     ] = None,
     strength: Annotated[
         Optional[str],
         typer.Option(help="The method's knob at a 112 px face: frost/blur sigma px, pixelate cell px, noise std, "
-                     "impulse density, solid opacity; per target: face=24,plate=1."),
+                     "impulse density, solid opacity, svd rank, pca eigenfaces, hypersphere radius, ksame k; "
+                     "per target: face=24,plate=1."),
+    ] = None,
+    basis: Annotated[
+        Optional[str],
+        typer.Option(help="Eigenface basis for pca, hypersphere and ksame, from 'deid fit pca' (default: bundled)."),
     ] = None,
     mask_shape: Annotated[Optional[str], typer.Option(help="ellipse or box.")] = None,
     mask_scale: Annotated[Optional[float], typer.Option(help="Grow each face box by this factor (default 1.3).")] = None,
@@ -130,7 +135,7 @@ def run(
 
     t0 = time.perf_counter()
     cfg = load_config(config).with_overrides(
-        targets=targets, body_model=body_model, plate_model=plate_model, method=method, strength=strength, mask_shape=mask_shape, mask_scale=mask_scale, color=_parse_color(color),
+        targets=targets, body_model=body_model, plate_model=plate_model, method=method, strength=strength, basis=basis, mask_shape=mask_shape, mask_scale=mask_scale, color=_parse_color(color),
         detector=detector, threshold=threshold, scale=scale, tile=tile, tile_scale=tile_scale, device=device,
         track=track, lookahead_s=lookahead,
         hold_s=hold, codec=codec, crf=crf, preset=preset,
@@ -274,6 +279,38 @@ def audit(
         typer.echo(f"contact sheet: {sheet}")
     if result.leak_rate > max_leak:
         raise typer.Exit(int(ExitCode.LEAK_ABOVE_LIMIT))
+
+
+fit_app = typer.Typer(help="Fit the models some methods need (an eigenface basis for pca, hypersphere, ksame).")
+app.add_typer(fit_app, name="fit")
+
+
+@fit_app.command("pca")
+def fit_pca(
+    faces: Annotated[Path, typer.Option("--faces", help="Folder of face photos (one face each; the largest is used).")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="Where to write the basis (.npz).")],
+    size: Annotated[int, typer.Option(help="Side of the face crops the basis works on, in pixels.")] = 32,
+    grey: Annotated[bool, typer.Option("--grey", help="Fit on luminance only (colour comes from the region).")] = False,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing file.")] = False,
+) -> None:
+    """Fit an eigenface basis on a folder of photos, for --method pca, hypersphere and ksame (--basis FILE).
+
+    Fit it on people who are not in the footage: the basis and its gallery (the faces k-Same averages) are what
+    the methods rebuild faces from. The bundled default is fitted on 100 LFW faces from scikit-image.
+    """
+    from deidcli.detection import build_detector
+    from deidcli.outputs import atomic_output
+    from deidcli.photos import fit_basis
+
+    if not 8 <= size <= 256:
+        raise typer.BadParameter("size must be between 8 and 256")
+    if output.suffix != ".npz":
+        raise typer.BadParameter("the basis file must end in .npz")
+    with atomic_output(output, overwrite) as tmp:
+        basis, missed = fit_basis(faces, build_detector("centerface", None, "cpu"), size, 1 if grey else 3)
+        with open(tmp, "wb") as fh:
+            basis.save(fh)
+    typer.echo(f"{output}: {basis.rank} eigenfaces from {basis.source}" + (f"; {missed} photos without a face" if missed else ""))
 
 
 def _on_sigterm(signum, frame) -> None:

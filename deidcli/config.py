@@ -31,6 +31,7 @@ class DeidConfig:
     # de-identification
     method: str = "frost"  # one method for every target, or per target: "face=frost,plate=solid"
     strength: float | str | None = None  # None: the method's default; or per target, "face=24,body=16"
+    basis: str | None = None  # eigenface basis for pca, hypersphere, ksame (from `deid fit pca`); None: bundled
     mask_shape: str = "ellipse"
     mask_scale: float = 1.3
     color: tuple[float, float, float] = (0.0, 0.0, 0.0)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from deidcli import __version__
 from deidcli.config import DeidConfig
-from deidcli.methods import get_method
+from deidcli.methods import METHODS
 from deidcli.pipeline import FileResult
 from deidcli.targets import parse_targets, per_target
 
@@ -30,7 +30,7 @@ def build_report(cfg: DeidConfig, results: list[FileResult], seconds: float) -> 
                 "strength": strengths[t] if strengths[t] is not None else m.default_strength,
                 "strength_meaning": m.strength_meaning,
             }
-            for t, m in ((t, get_method(methods[t] or DeidConfig.method)) for t in targets)
+            for t, m in ((t, METHODS[methods[t] or DeidConfig.method]) for t in targets)
         },
         "mask": {"shape": cfg.mask_shape, "scale": cfg.mask_scale, "seed": cfg.seed},
         "detector": {"name": cfg.detector, "threshold": cfg.threshold, "scale": cfg.scale, "max_side": cfg.max_side},

@@ -40,7 +40,7 @@ def gen(device, seed=0):
 @pytest.mark.parametrize("name", list(METHODS))
 def test_shape_dtype_device_range(name, device, dtype):
     x = faces(device, dtype)
-    y = get_method(name)(x, generator=gen(device))
+    y = get_method(name, device=device)(x, generator=gen(device))
     assert y.shape == x.shape and y.dtype == x.dtype and y.device == x.device
     assert float(y.min()) >= 0.0 and float(y.max()) <= 1.0
     assert not torch.equal(y, x), "default strength must change the crop"
@@ -57,7 +57,7 @@ def test_seeded_determinism(name, device, dtype):
 
 
 def _distance(name, strength, x, device):
-    y = get_method(name)(x, strength, generator=gen(device, 1))
+    y = get_method(name, device=device)(x, strength, generator=gen(device, 1))
     return float((y - x).pow(2).mean())
 
 
@@ -70,6 +70,8 @@ def _distance(name, strength, x, device):
         ("noise", [0.02, 0.05, 0.1, 0.2, 0.3]),
         ("impulse", [0.02, 0.05, 0.1, 0.2, 0.4]),
         ("solid", [0.2, 0.4, 0.7, 0.85, 1.0]),
+        ("svd", [64, 32, 16, 8, 4, 2]),
+        ("pca", [64, 32, 16, 8, 4, 0]),
     ],
 )
 def test_strength_is_monotonic(name, strengths, device, dtype):

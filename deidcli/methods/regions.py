@@ -97,12 +97,15 @@ def anonymize_frame(
         crop = torch.from_numpy(np.ascontiguousarray(crop_np)).to(device)
         crop = crop.permute(2, 0, 1)[None].float().div_(255.0)
         gen = None
+        tid = -1 if detections.tracker_id is None else int(detections.tracker_id[i])
         if style.method.random:
             gen = torch.Generator(device=crop.device)
-            tid = -1 if detections.tracker_id is None else int(detections.tracker_id[i])
             key = f"{style.seed}/track/{tid}" if tid >= 0 else f"{style.seed}/frame/{frame_index}/{i}"
             gen.manual_seed(_stable_seed(key))
-        anon = style.method(crop, style.strength, generator=gen, color=style.color)
+        anon = style.method(
+            crop, style.strength, generator=gen, color=style.color, inner=1 / style.mask_scale,
+            track=tid if tid >= 0 else None,
+        )
         full = tuple(scaled[i] - np.array([x1, y1, x1, y1]))  # the unclipped box, in crop coordinates
         m = region_mask(y2 - y1, x2 - x1, style.mask_shape, crop.device, full)
         blended = m * anon + (1 - m) * crop

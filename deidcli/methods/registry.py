@@ -6,12 +6,16 @@ the region's height, so a face far from the camera and one filling the frame are
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Hashable
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
 
 import torch
 
-from deidcli.methods import naive
+from deidcli.methods import basis_methods, naive
+from deidcli.methods.eigenfaces import FaceBasis
+from deidcli.methods.reconstruction import svd_truncate
 
 REFERENCE_SIZE = 112
 
@@ -24,6 +28,12 @@ class Method:
     stronger_is: str  # "higher" or "lower": which way of the knob removes more identity
     random: bool
     _fn: Callable[..., torch.Tensor]
+    needs_basis: bool = False  # an eigenface basis (methods.eigenfaces), given by bind()
+    model: Any = None
+
+    def bind(self, model: Any) -> "Method":
+        """This method with its model (a ``BasisModel``) and that model's per-run state."""
+        return replace(self, model=model)
 
     def __call__(
         self,
@@ -31,38 +41,51 @@ class Method:
         strength: float | None = None,
         generator: torch.Generator | None = None,
         color: tuple[float, float, float] = (0.0, 0.0, 0.0),
+        inner: float = 1.0,
+        track: Hashable | None = None,
     ) -> torch.Tensor:
-        """Apply to ``crops: (B, C, H, W)`` in ``[0, 1]``; pixel parameters are scaled by ``H / 112``."""
+        """Apply to ``crops: (B, C, H, W)`` in ``[0, 1]``; pixel parameters are scaled by ``H / 112``.
+
+        ``inner`` is the share of the crop's height that the detector's box takes (the crop is the box grown by the
+        mask scale); ``track`` names the person, for methods that keep a choice along a track (k-Same).
+        """
+        if self.needs_basis and self.model is None:
+            raise ValueError(f"method {self.name!r} needs an eigenface basis: get it with get_method()")
         s = self.default_strength if strength is None else float(strength)
-        return self._fn(crops, s, crops.shape[-2] / REFERENCE_SIZE, generator, color)
+        return self._fn(crops, s, crops.shape[-2] / REFERENCE_SIZE, generator, color, inner, track, self.model)
 
 
-def _blur(x, s, scale, g, color):
+def _blur(x, s, scale, g, color, *_):
     return naive.fast_gaussian_blur(x, s * scale)
 
 
 FROST_GRAIN = 0.08
 
 
-def _frost(x, s, scale, g, color):
+def _frost(x, s, scale, g, color, *_):
     # Grain after the blur: a deconvolution has nothing clean to invert, and no structure of the face survives.
     return naive.gaussian_noise(naive.fast_gaussian_blur(x, s * scale), FROST_GRAIN, generator=g)
 
 
-def _pixelate(x, s, scale, g, color):
+def _pixelate(x, s, scale, g, color, *_):
     return naive.pixelate(x, max(1, round(s * scale)))
 
 
-def _noise(x, s, scale, g, color):
+def _noise(x, s, scale, g, color, *_):
     return naive.gaussian_noise(x, s, generator=g)
 
 
-def _impulse(x, s, scale, g, color):
+def _impulse(x, s, scale, g, color, *_):
     return naive.impulse_noise(x, s, generator=g)
 
 
-def _solid(x, s, scale, g, color):
+def _solid(x, s, scale, g, color, *_):
     return naive.solid(x, color, alpha=s)
+
+
+def _svd(x, s, scale, g, color, *_):
+    # Rank is counted at a 112 px crop: a 30 px face keeps as little of itself as a 300 px one.
+    return svd_truncate(x, max(1, round(s * scale))).clamp(0, 1)
 
 
 METHODS: dict[str, Method] = {
@@ -76,12 +99,33 @@ METHODS: dict[str, Method] = {
         Method("noise", 0.3, "standard deviation of additive Gaussian noise (0-1 intensity)", "higher", True, _noise),
         Method("impulse", 0.3, "fraction of pixels set to salt or pepper", "higher", True, _impulse),
         Method("solid", 1.0, "opacity of the fill colour (below 1 with black = darkening)", "higher", False, _solid),
+        Method("svd", 8.0, "rank kept of each colour channel, at a 112 px face", "lower", False, _svd),
+        Method(
+            "pca", 16.0, "eigenfaces kept (0 = the mean face)", "lower", False, basis_methods.pca_method, True
+        ),
+        Method(
+            "hypersphere", 8.0, "radius in whitened eigenface space (64 dims; typical face about 8)", "lower",
+            False, basis_methods.hypersphere_method, True,
+        ),
+        Method(
+            "ksame", 5.0, "k: each face becomes the mean of at least k gallery faces", "higher", False,
+            basis_methods.ksame_method, True,
+        ),
     )
 }
 
 
-def get_method(name: str) -> Method:
+def get_method(
+    name: str, basis: FaceBasis | Path | str | None = None, device: torch.device | str = "cpu"
+) -> Method:
+    """The method called ``name``, ready to call; eigenface methods load ``basis`` (default: the bundled one)
+    and get fresh per-run state."""
     try:
-        return METHODS[name]
+        method = METHODS[name]
     except KeyError:
         raise ValueError(f"unknown method {name!r}; choose one of {', '.join(METHODS)}") from None
+    if not method.needs_basis:
+        return method
+    if not isinstance(basis, FaceBasis):
+        basis = FaceBasis.load(basis)
+    return method.bind(basis_methods.BasisModel(basis.to(device)))
