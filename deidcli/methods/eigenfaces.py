@@ -109,9 +109,17 @@ def to_vectors(faces: torch.Tensor, basis: FaceBasis) -> tuple[torch.Tensor, tor
     return v.reshape(len(faces), -1), small
 
 
-def from_vectors(v: torch.Tensor, small: torch.Tensor, basis: FaceBasis) -> torch.Tensor:
-    """Rebuilt ``vectors (B, D)`` back to RGB ``(B, 3, S, S)``; a grey basis takes colour from ``small``'s chroma."""
+CHROMA_SIZE = 4  # a grey basis takes the face's colour at 4 x 4: skin tone, no features (lips, eyes)
+
+
+def from_vectors(v: torch.Tensor, small: torch.Tensor, basis: FaceBasis, chroma_size: int | None = CHROMA_SIZE
+                 ) -> torch.Tensor:
+    """Rebuilt ``vectors (B, D)`` back to RGB ``(B, 3, S, S)``; a grey basis takes its colour from ``small``'s
+    chroma, smoothed to ``chroma_size`` cells (None: at the basis' resolution)."""
     img = v.reshape(len(v), basis.channels, basis.size, basis.size)
     if basis.channels == 1:
-        img = img + (small - luminance(small))
+        chroma = small - luminance(small)
+        if chroma_size:
+            chroma = resize(resize(chroma, chroma_size, chroma_size), basis.size, basis.size)
+        img = img + chroma
     return img

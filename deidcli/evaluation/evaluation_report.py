@@ -1,0 +1,166 @@
+"""Write what `deid evaluate` measured: JSON and CSV for scripts, the trade-off plot and an HTML page for people."""
+
+from __future__ import annotations
+
+import csv
+import html
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from deidcli.evaluation.evaluate import PRIVATE_RANK1, Evaluation
+
+CSV_FIELDS = ["method", "strength", "recognizer", "rank1", "rank5", "tar", "detected", "psnr_face", "ssim_face",
+              "psnr_image", "ssim_image"]
+
+
+def write_all(result: Evaluation, folder: Path) -> dict[str, Path]:
+    """Every file of the evaluation in ``folder``; returns them by kind."""
+    folder.mkdir(parents=True, exist_ok=True)
+    files = {
+        "json": folder / "evaluation.json",
+        "csv": folder / "evaluation.csv",
+        "plot": folder / "tradeoff.png",
+        "html": folder / "index.html",
+    }
+    files["json"].write_text(json.dumps(result.as_dict(), indent=2) + "\n")
+    write_csv(result, files["csv"])
+    plot_tradeoff(result, files["plot"])
+    examples = write_examples(result, folder)
+    files["html"].write_text(html_page(result, files["plot"].name, examples))
+    return files
+
+
+def rows(result: Evaluation) -> list[dict]:
+    out = []
+    for s in result.settings:
+        for rec, fig in s.recognizers.items():
+            out.append({"method": s.method, "strength": s.strength, "recognizer": rec, **fig, "detected": s.detected,
+                        "psnr_face": s.psnr_face, "ssim_face": s.ssim_face, "psnr_image": s.psnr_image,
+                        "ssim_image": s.ssim_image})
+    return out
+
+
+def write_csv(result: Evaluation, path: Path) -> None:
+    with open(path, "w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=CSV_FIELDS)
+        w.writeheader()
+        for r in rows(result):
+            w.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in r.items()})
+
+
+def plot_tradeoff(result: Evaluation, path: Path) -> None:
+    """Rank-1 identification (and verification) against face-region PSNR: one curve per method and recognizer."""
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only; no display on servers and CI
+    import matplotlib.pyplot as plt
+
+    recs = list(result.baseline)
+    fig, axes = plt.subplots(1, 2, figsize=(13, 5.2), sharex=True)
+    cmap = plt.get_cmap("tab10")
+    methods = list(dict.fromkeys(s.method for s in result.settings))
+    styles = ["-", "--", ":"]
+    for mi, method in enumerate(methods):
+        pts = [s for s in result.settings if s.method == method]
+        x = [min(s.psnr_face, 60.0) for s in pts]
+        for ri, rec in enumerate(recs):
+            for ax, key in zip(axes, ("rank1", "tar")):
+                y = [s.recognizers[rec][key] * 100 for s in pts]
+                label = method if len(recs) == 1 else f"{method} ({rec})"
+                ax.plot(x, y, styles[ri % 3], marker="o", ms=4, color=cmap(mi % 10), label=label)
+                if ri == 0:
+                    for xi, yi, s in zip(x, y, pts):
+                        ax.annotate(f"{s.strength:g}", (xi, yi), fontsize=7, xytext=(3, 3),
+                                    textcoords="offset points", color=cmap(mi % 10))
+    base = result.baseline[recs[0]]
+    axes[0].axhline(base["chance_rank1"] * 100, color="grey", ls=":", lw=1, label="chance")
+    axes[0].axhline(PRIVATE_RANK1 * 100, color="red", ls="--", lw=1, label="5%")
+    axes[0].set_ylabel("rank-1 identification of anonymized faces (%)")
+    axes[1].set_ylabel(f"true accepts at {result.far:g} false accepts (%)")
+    for ax in axes:
+        ax.set_xlabel("PSNR of the face region (dB; higher = closer to the original)")
+        ax.grid(alpha=0.3)
+        ax.set_ylim(-3, 103)
+    axes[0].legend(fontsize=8, ncol=2)
+    fig.suptitle(f"Privacy against image quality: {result.photos} photos of {result.identities} people "
+                 f"({', '.join(recs)}); numbers are strengths")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def write_examples(result: Evaluation, folder: Path, size: int = 96) -> dict[str, str]:
+    """One PNG per method: a row per strength, a column per example photo (the anonymized face region)."""
+    out = {}
+    for method in dict.fromkeys(s.method for s in result.settings):
+        strengths = [s.strength for s in result.settings if s.method == method]
+        grid = []
+        for st in strengths:
+            crops = result.examples.get((method, st), [])
+            tiles = [np.asarray(Image.fromarray(c).resize((size, size))) for c in crops if c.size]
+            if tiles:
+                grid.append(np.hstack(tiles))
+        if grid:
+            width = max(g.shape[1] for g in grid)
+            grid = [np.pad(g, ((0, 0), (0, width - g.shape[1]), (0, 0))) for g in grid]
+            name = f"examples_{method}.png"
+            Image.fromarray(np.vstack(grid)).save(folder / name)
+            out[method] = name
+    return out
+
+
+def _fmt(v: float, pct: bool = False) -> str:
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return "-"
+    if isinstance(v, float) and math.isinf(v):
+        return "inf"
+    return f"{v * 100:.1f}%" if pct else f"{v:.2f}"
+
+
+def html_page(result: Evaluation, plot_name: str, examples: dict[str, str]) -> str:
+    recs = list(result.baseline)
+    head = "".join(f"<th>{html.escape(r)} rank-1</th><th>{html.escape(r)} rank-5</th><th>{html.escape(r)} TAR</th>"
+                   for r in recs)
+    body = []
+    for s in result.settings:
+        cells = "".join(f"<td>{_fmt(s.recognizers[r]['rank1'], True)}</td><td>{_fmt(s.recognizers[r]['rank5'], True)}"
+                        f"</td><td>{_fmt(s.recognizers[r]['tar'], True)}</td>" for r in recs)
+        body.append(f"<tr><td>{html.escape(s.method)}</td><td>{s.strength:g}</td>{cells}"
+                    f"<td>{_fmt(s.detected, True)}</td><td>{_fmt(s.psnr_face)}</td><td>{_fmt(s.ssim_face)}</td>"
+                    f"<td>{_fmt(s.psnr_image)}</td><td>{_fmt(s.ssim_image)}</td></tr>")
+    base = "".join(
+        f"<li>{html.escape(r)} on the originals: rank-1 {_fmt(b['rank1'], True)}, rank-5 {_fmt(b['rank5'], True)}, "
+        f"TAR {_fmt(b['tar'], True)} at distance {b['threshold']:.3f}; chance: rank-1 {_fmt(b['chance_rank1'], True)},"
+        f" rank-5 {_fmt(b['chance_rank5'], True)}</li>" for r, b in result.baseline.items()
+    )
+    cross = []
+    for m in dict.fromkeys(s.method for s in result.settings):
+        c = result.crossing(m, recs[0])
+        cross.append(f"<li>{html.escape(m)}: " + (
+            f"strength {c['strength']:g} (rank-1 {_fmt(c['rank1'], True)}, face PSNR {_fmt(c['psnr_face'])} dB)"
+            if c else "never below 5% in this sweep") + "</li>")
+    ex = "".join(f"<h3>{html.escape(m)}</h3><p>rows: strengths "
+                 f"{', '.join(f'{s.strength:g}' for s in result.settings if s.method == m)}</p>"
+                 f"<img src='{html.escape(f)}' alt='{html.escape(m)} examples'>" for m, f in examples.items())
+    skipped = f"<p>No face found in: {html.escape(', '.join(result.skipped))}</p>" if result.skipped else ""
+    return f"""<!doctype html>
+<html><head><meta charset="utf-8"><title>deid evaluate</title>
+<style>body{{font-family:sans-serif;max-width:1400px;margin:2em auto}}table{{border-collapse:collapse}}
+td,th{{border:1px solid #ccc;padding:3px 8px;text-align:right}}img{{max-width:100%}}</style></head><body>
+<h1>Privacy and quality of each method</h1>
+<p>{result.photos} photos of {result.identities} people from {html.escape(result.folder)}. Each anonymized face is
+identified against the other originals (closed set); verification fixes the threshold at {result.far:g} false
+accepts among the originals. "detected": the face detector still finds the face.</p>{skipped}
+<ul>{base}</ul>
+<h2>Weakest strength with rank-1 identification below 5% ({html.escape(recs[0])})</h2><ul>{''.join(cross)}</ul>
+<img src="{html.escape(plot_name)}" alt="privacy against PSNR">
+<h2>All settings</h2>
+<table><tr><th>method</th><th>strength</th>{head}<th>detected</th><th>PSNR face</th><th>SSIM face</th>
+<th>PSNR image</th><th>SSIM image</th></tr>{''.join(body)}</table>
+<h2>Examples</h2>{ex}
+</body></html>
+"""

@@ -1,0 +1,138 @@
+"""`deid evaluate` and its parts: identification and verification figures, quality, recognizers, the report."""
+
+from __future__ import annotations
+
+import csv
+import json
+import socket
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import run_deid, shared
+from deidcli.errors import ModelUnavailableError
+from deidcli.evaluation.identification import (
+    chance_rank_k,
+    identity_ranks,
+    rank_k_rate,
+    true_accept_rate,
+    verification_threshold,
+)
+from deidcli.evaluation.quality import changed_region_quality, psnr, ssim
+
+
+def test_identity_ranks_on_known_geometry():
+    # Three people on a line, two photos each; probes are the gallery itself.
+    gallery = np.array([[0.0], [0.1], [1.0], [1.1], [2.0], [2.1]])
+    ids = np.array(["a", "a", "b", "b", "c", "c"])
+    ranks = identity_ranks(gallery, ids, gallery, ids)
+    assert ranks.tolist() == [1, 1, 1, 1, 1, 1]
+    # A probe of "a" that moved next to "c": c first, b second, a third.
+    probes = gallery.copy()
+    probes[0] = [2.05]
+    ranks = identity_ranks(probes, ids, gallery, ids)
+    assert ranks[0] == 3 and rank_k_rate(ranks, 1) == pytest.approx(5 / 6) and rank_k_rate(ranks, 3) == 1.0
+    # Someone with one photo cannot be found once their own photo is left out.
+    alone = identity_ranks(gallery[:5], ids[:5], gallery[:5], ids[:5])
+    assert np.isinf(alone[4]) and rank_k_rate(alone, 1) == 1.0
+    assert chance_rank_k(ids, 1) == pytest.approx(1 / 3) and chance_rank_k(ids, 5) == 1.0
+
+
+def test_verification_threshold_and_true_accepts():
+    rng = np.random.default_rng(0)
+    centres = rng.normal(size=(10, 16)) * 3
+    ids = np.repeat(np.arange(10), 4)
+    clean = centres[ids] + rng.normal(size=(40, 16)) * 0.1
+    tau = verification_threshold(clean, ids, 0.01)
+    assert true_accept_rate(clean, clean, ids, tau) == 1.0  # well separated people: every genuine pair accepted
+    far_away = clean + 100
+    assert true_accept_rate(far_away, clean, ids, tau) == 0.0
+
+
+@pytest.mark.parametrize("box", [(300, 200, 420, 300), (0, 0, 100, 50), (700, 550, 800, 600)])
+def test_region_quality_equals_whole_image_quality(box):
+    rng = np.random.default_rng(1)
+    a = (rng.random((600, 800, 3)) * 255).astype(np.uint8)
+    b = a.copy()
+    x1, y1, x2, y2 = box
+    b[y1:y2, x1:x2] //= 2
+    mse, s = changed_region_quality(a, b, np.array(box, float))
+    assert 10 * np.log10(255**2 / mse) == pytest.approx(psnr(a, b), abs=1e-9)
+    assert s == pytest.approx(ssim(a, b), abs=1e-8)
+    assert psnr(a, a) == float("inf") and ssim(a, a) == pytest.approx(1.0)
+
+
+def test_facenet_weights_load_from_a_file(tmp_path):
+    from facenet_pytorch import InceptionResnetV1
+
+    from deidcli.evaluation.recognizer import FaceNetRecognizer
+
+    torch.manual_seed(0)
+    torch.save(InceptionResnetV1(pretrained=None).state_dict(), tmp_path / "w.pt")
+    rec = FaceNetRecognizer(tmp_path / "w.pt")
+    crops = torch.rand((2, 3, 160, 160), requires_grad=True)
+    e = rec.embed(crops)
+    assert e.shape == (2, 512) and torch.allclose(e.norm(dim=1), torch.ones(2), atol=1e-5)
+    e.sum().backward()  # white-box: gradients reach the pixels
+    assert crops.grad is not None and crops.grad.abs().sum() > 0
+
+
+def test_facenet_offline_without_weights_is_a_clear_error(tmp_path, monkeypatch):
+    from deidcli.evaluation.recognizer import FaceNetRecognizer
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))  # no cached download
+
+    def no_network(*args, **kwargs):
+        raise OSError("network is unreachable")
+
+    monkeypatch.setattr(socket.socket, "connect", no_network)
+    with pytest.raises(ModelUnavailableError, match="--facenet-weights"):
+        FaceNetRecognizer()
+    (tmp_path / "bad.pt").write_bytes(b"junk")
+    with pytest.raises(ModelUnavailableError, match="not InceptionResnetV1 weights"):
+        FaceNetRecognizer(tmp_path / "bad.pt")
+
+
+def test_dlib_recognizer_matches_the_same_person_on_crops():
+    from deidcli.detection import build_detector
+    from deidcli.evaluation.recognizer import DlibRecognizer, embed_faces
+    from deidcli.photos import load_photos
+
+    photos = load_photos(shared("identities"), build_detector("centerface", None, "cpu"))[:12]
+    rec = DlibRecognizer()
+    e = np.concatenate([embed_faces(rec, p.image, p.box[None]) for p in photos if p.box is not None])
+    ids = np.array([p.identity for p in photos if p.box is not None])
+    d = np.linalg.norm(e[:, None] - e[None], axis=2)
+    same = (ids[:, None] == ids[None]) & ~np.eye(len(ids), dtype=bool)
+    assert np.median(d[same]) < rec.match_distance < np.median(d[ids[:, None] != ids[None]])
+
+
+@pytest.mark.slow
+def test_evaluate_cli_writes_figures_plot_and_page(tmp_path):
+    folder = shared("identities")
+    out = tmp_path / "ev"
+    r = run_deid("evaluate", "--identities", str(folder), "-m", "blur", "--strength", "1,24", "-o", str(out), "-q",
+                 "--json")
+    assert r.returncode == 0, r.stderr
+    data = json.loads(r.stdout)
+    assert data["photos"] >= 55 and data["identities"] == 13
+    assert data["baseline"]["dlib"]["rank1"] > 0.95
+    weak, strong = data["settings"]
+    assert weak["recognizers"]["dlib"]["rank1"] > 0.8 > strong["recognizers"]["dlib"]["rank1"]
+    assert strong["recognizers"]["dlib"]["rank1"] <= 2 * data["baseline"]["dlib"]["chance_rank1"]
+    assert weak["psnr_face"] > strong["psnr_face"] and weak["ssim_face"] > strong["ssim_face"]
+    assert strong["detected"] < weak["detected"]
+    rows = list(csv.DictReader(open(out / "evaluation.csv")))
+    assert [(x["method"], float(x["strength"])) for x in rows] == [("blur", 1.0), ("blur", 24.0)]
+    assert (out / "tradeoff.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    page = (out / "index.html").read_text()
+    assert "tradeoff.png" in page and "examples_blur.png" in page and (out / "examples_blur.png").is_file()
+    assert json.loads((out / "evaluation.json").read_text())["settings"][0]["method"] == "blur"
+
+
+def test_evaluate_rejects_unknown_method_and_missing_folder(tmp_path):
+    r = run_deid("evaluate", "--identities", str(tmp_path), "-m", "nope", "-o", str(tmp_path / "o"))
+    assert r.returncode == 2 and "unknown method" in r.stderr
+    r = run_deid("evaluate", "--identities", str(tmp_path / "missing"), "-m", "blur", "-o", str(tmp_path / "o"))
+    assert r.returncode == 3 and r.stderr.count("\n") == 1
