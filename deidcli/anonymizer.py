@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
 
 from deidcli.config import DeidConfig
+from deidcli.consent import ConsentGallery, ConsentLog, split_consented
 from deidcli.detection import FaceDetector, build_detector, inference_scale
 from deidcli.detection.tiling import TiledDetector
 from deidcli.detection.yolo import YoloDetector
@@ -35,6 +37,7 @@ class FrameAnonymizer:
     scale: str | float
     max_side: int
     device: torch.device
+    consent: ConsentGallery | None = None  # faces of these people stay visible
 
     @classmethod
     def from_config(cls, cfg: DeidConfig) -> "FrameAnonymizer":
@@ -67,7 +70,14 @@ class FrameAnonymizer:
             if cfg.tile != "off":
                 det = TiledDetector(det, cfg.tile, cfg.max_side, cfg.tile_scale if t == "face" else 1.0)
             detectors[t] = det
-        return cls(detectors, styles, cfg.scale, cfg.max_side, device)
+        consent = None
+        if cfg.consented:
+            if "face" not in targets:
+                raise ConfigError("--consented needs the face target")
+            consent = ConsentGallery.from_folder(
+                Path(cfg.consented), build_detector(cfg.detector, None, device.type), max_distance=cfg.consent_distance
+            )
+        return cls(detectors, styles, cfg.scale, cfg.max_side, device, consent)
 
     def detect(self, image: np.ndarray) -> Detections:
         """Every target in ``image`` (H x W x 3 uint8 RGB), in its pixel coordinates; class ids as in TARGETS."""
@@ -86,8 +96,12 @@ class FrameAnonymizer:
             np.concatenate([p.class_id for p in parts]),
         )
 
-    def anonymize(self, image: np.ndarray, dets: Detections, index: int = 0) -> np.ndarray:
-        """A copy of ``image`` with every region in ``dets`` anonymized with its target's style."""
+    def anonymize(self, image: np.ndarray, dets: Detections, index: int = 0, consent_log: ConsentLog | None = None
+                  ) -> np.ndarray:
+        """A copy of ``image`` with every region in ``dets`` anonymized with its target's style (except the faces
+        of consented people, checked on this frame's pixels, with each decision added to ``consent_log``)."""
+        if self.consent is not None:
+            dets = split_consented(image, dets, self.consent, CLASS_ID["face"], index, consent_log)
         out = image
         for cid, style in self.styles.items():
             subset = dets[dets.class_id == cid] if len(self.styles) > 1 else dets
@@ -95,7 +109,8 @@ class FrameAnonymizer:
                 out = anonymize_frame(out, subset, style, index, self.device)
         return out.copy() if out is image else out
 
-    def __call__(self, image: np.ndarray, index: int = 0) -> tuple[np.ndarray, Detections]:
+    def __call__(self, image: np.ndarray, index: int = 0, consent_log: ConsentLog | None = None
+                 ) -> tuple[np.ndarray, Detections]:
         """Detect and anonymize one image on its own (no tracking): the anonymized copy and what was found."""
         dets = self.detect(image)
-        return self.anonymize(image, dets, index), dets
+        return self.anonymize(image, dets, index, consent_log), dets

@@ -75,6 +75,14 @@ def run(
         Optional[str],
         typer.Option(help="Eigenface basis for pca, hypersphere and ksame, from 'deid fit pca' (default: bundled)."),
     ] = None,
+    consented: Annotated[
+        Optional[Path],
+        typer.Option(help="Folder of photos of people who consented: their faces stay visible, all others are "
+                     "anonymized (checked by dlib in every frame; when in doubt, anonymized)."),
+    ] = None,
+    consent_distance: Annotated[
+        Optional[float], typer.Option(help="dlib distance under which a face is a consented person (0.45; max 0.6).")
+    ] = None,
     mask_shape: Annotated[Optional[str], typer.Option(help="ellipse or box.")] = None,
     mask_scale: Annotated[Optional[float], typer.Option(help="Grow each face box by this factor (default 1.3).")] = None,
     color: Annotated[Optional[str], typer.Option(help="Fill colour for solid: black, white, grey or R,G,B.")] = None,
@@ -127,6 +135,7 @@ def run(
     ] = None,
 ) -> None:
     """Anonymize every face in the inputs and write new files; inputs are never modified."""
+    from deidcli.anonymizer import FrameAnonymizer
     from deidcli.config import load_config
     from deidcli.media import plan_jobs
     from deidcli.pipeline import run_jobs
@@ -135,7 +144,8 @@ def run(
 
     t0 = time.perf_counter()
     cfg = load_config(config).with_overrides(
-        targets=targets, body_model=body_model, plate_model=plate_model, method=method, strength=strength, basis=basis, mask_shape=mask_shape, mask_scale=mask_scale, color=_parse_color(color),
+        targets=targets, body_model=body_model, plate_model=plate_model, method=method, strength=strength, basis=basis,
+        consented=str(consented) if consented else None, consent_distance=consent_distance, mask_shape=mask_shape, mask_scale=mask_scale, color=_parse_color(color),
         detector=detector, threshold=threshold, scale=scale, tile=tile, tile_scale=tile_scale, device=device,
         track=track, lookahead_s=lookahead,
         hold_s=hold, codec=codec, crf=crf, preset=preset,
@@ -144,8 +154,9 @@ def run(
     jobs = plan_jobs(inputs, output)
     if detections is not None and (len(jobs) != 1 or jobs[0].kind != "video"):
         raise ConfigError("--detections applies to exactly one video input")
+    anonymizer = FrameAnonymizer.from_config(cfg)  # models and --consented photos load before the bar appears
     with FrameProgress(enabled=not quiet) as bar:
-        results = run_jobs(jobs, cfg, on_start=bar.start, on_advance=bar.advance, detections=detections)
+        results = run_jobs(jobs, cfg, anonymizer, on_start=bar.start, on_advance=bar.advance, detections=detections)
     if report is not None:
         write_report(build_report(cfg, results, time.perf_counter() - t0), report)
     failed = [r for r in results if r.status != "ok"]

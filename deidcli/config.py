@@ -32,6 +32,8 @@ class DeidConfig:
     method: str = "frost"  # one method for every target, or per target: "face=frost,plate=solid"
     strength: float | str | None = None  # None: the method's default; or per target, "face=24,body=16"
     basis: str | None = None  # eigenface basis for pca, hypersphere, ksame (from `deid fit pca`); None: bundled
+    consented: str | None = None  # folder of photos of people who consented: their faces stay visible
+    consent_distance: float = 0.45  # dlib distance under which a face is that person (dlib's own is 0.6)
     mask_shape: str = "ellipse"
     mask_scale: float = 1.3
     color: tuple[float, float, float] = (0.0, 0.0, 0.0)
@@ -85,6 +87,8 @@ class DeidConfig:
             w, _, h = str(self.tile).lower().partition("x")
             if not (w.isdigit() and h.isdigit() and int(w) >= 64 and int(h) >= 64):
                 raise ConfigError("tile must be auto, off or WxH with sides of at least 64 px (e.g. 1280x1280)")
+        if not 0 < self.consent_distance <= 0.6:
+            raise ConfigError("consent distance must be above 0 and at most 0.6 (dlib's own match distance)")
         if not 0.25 <= self.tile_scale <= 4:
             raise ConfigError("tile scale must be between 0.25 and 4")
         if self.lookahead_s < 0 or self.hold_s < 0:

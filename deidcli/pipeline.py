@@ -15,6 +15,7 @@ from PIL import Image, UnidentifiedImageError
 
 from deidcli.anonymizer import FrameAnonymizer
 from deidcli.config import DeidConfig
+from deidcli.consent import ConsentLog
 from deidcli.detections import Detections
 from deidcli.detections_io import frame_line, header, read_detections
 from deidcli.errors import DeidError, InvalidMediaError
@@ -45,6 +46,7 @@ class FileResult:
     faces_per_frame: list[int] = field(default_factory=list)  # detections by the detector
     regions_per_frame: list[int] = field(default_factory=list)  # regions anonymized: detections + tracked fills
     tracks: dict[int, list[int]] = field(default_factory=dict)  # id -> [first, last, detected, filled frames]
+    consent: ConsentLog = field(default_factory=ConsentLog)  # faces left visible under --consented
     seconds: float = 0.0
 
     @property
@@ -71,6 +73,7 @@ class FileResult:
                 {"id": tid, "first_frame": a, "last_frame": b, "detected_frames": n, "filled_frames": f}
                 for tid, (a, b, n, f) in sorted(self.tracks.items())
             ],
+            "consented_visible": self.consent.as_list(),
             "seconds": round(self.seconds, 3),
             "fps": round(self.fps, 3),
         }
@@ -206,7 +209,7 @@ def process_video(
             regions = tracked_regions(frames, anonymizer, cfg, info.frame_rate, result)
         try:
             for frame, dets in regions:
-                image = anonymizer.anonymize(frame.image, dets, frame.index)
+                image = anonymizer.anonymize(frame.image, dets, frame.index, result.consent)
                 result.regions_per_frame.append(len(dets))
                 if not _put_checked(done, (image, frame.pts), stages):
                     break
@@ -327,7 +330,7 @@ def process_image(
         raise InvalidMediaError(f"{job.src}: not a readable image ({exc.__class__.__name__})") from None
     if on_start:
         on_start(1, job.src.name)
-    out, dets = anonymizer(rgb, 0)
+    out, dets = anonymizer(rgb, 0, result.consent)
     result.faces_per_frame = result.regions_per_frame = [len(dets)]
     result.frames = 1
     result.height, result.width = rgb.shape[:2]

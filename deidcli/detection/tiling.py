@@ -77,4 +77,31 @@ def merge(parts: list[Detections], iou: float) -> Detections:
     if all(p.landmarks is not None for p in parts):
         lms = np.concatenate([p.landmarks.reshape(-1, 5, 2) for p in parts])
     keep = nms(xyxy, conf, iou)
+    xyxy, conf, cls = xyxy[keep], conf[keep], cls[keep]
+    lms = None if lms is None else lms[keep]
+    keep = absorb_parts(xyxy, cls)
     return Detections(xyxy[keep], conf[keep], cls[keep], None if lms is None else lms[keep])
+
+
+def absorb_parts(xyxy: np.ndarray, cls: np.ndarray, share: float = 0.6) -> np.ndarray:
+    """Indices of the boxes to keep once every box lying mostly (``share`` of its area) inside a larger box of the
+    same class is absorbed into it; the larger box grows to cover both.
+
+    A tile border cuts a face in two: the tile sees half a face, the whole frame the face. NMS keeps both (their
+    IoU is low), and two regions on one face would, for instance, cover half of a consented actor's face. ``xyxy``
+    is updated in place.
+    """
+    area = (xyxy[:, 2] - xyxy[:, 0]) * (xyxy[:, 3] - xyxy[:, 1])
+    alive = np.ones(len(xyxy), dtype=bool)
+    for i in np.argsort(area):  # smallest first, so parts fold into the largest box that holds them
+        for j in np.argsort(-area):
+            if j == i or not alive[j] or area[j] <= area[i] or cls[j] != cls[i]:
+                continue
+            iw = min(xyxy[i, 2], xyxy[j, 2]) - max(xyxy[i, 0], xyxy[j, 0])
+            ih = min(xyxy[i, 3], xyxy[j, 3]) - max(xyxy[i, 1], xyxy[j, 1])
+            if iw > 0 and ih > 0 and iw * ih >= share * area[i]:
+                xyxy[j, :2] = np.minimum(xyxy[j, :2], xyxy[i, :2])
+                xyxy[j, 2:] = np.maximum(xyxy[j, 2:], xyxy[i, 2:])
+                alive[i] = False
+                break
+    return np.nonzero(alive)[0]
