@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.deid-installed
 
-.PHONY: install demo test test-quick bench recall sample clean
+.PHONY: install demo test test-quick bench recall evaluate sample basis clean
 
 # Reinstalls only when the dependencies change; a second `make` costs nothing.
 $(STAMP): pyproject.toml Makefile
@@ -32,12 +32,20 @@ test-quick: install
 
 bench: install
 	$(BIN)/python bench/bench_run.py
+	$(BIN)/python bench/method_speed.py
+
+# Every method's privacy against quality on the shared identities (about 20 min on 2 cores): out/evaluation/
+evaluate: install
+	$(BIN)/deid evaluate --identities ../shared/data/identities -o out/evaluation
 
 recall: install
 	$(BIN)/python bench/detector_recall.py
 
 sample: install
 	$(BIN)/python scripts/make_sample_video.py sample_videos/astronaut_pan.mp4
+
+basis: install
+	$(BIN)/python scripts/make_default_basis.py
 
 clean:
 	rm -rf out .pytest_cache

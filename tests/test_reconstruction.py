@@ -237,3 +237,72 @@ def test_unknown_basis_file_is_a_clear_error(tmp_path):
     for path in (tmp_path / "x.npz", tmp_path / "missing.npz"):
         with pytest.raises(ModelUnavailableError, match="--basis"):
             get_method("pca", path)
+
+
+# --- through the CLI -------------------------------------------------------------------------------------------
+
+
+def _frames(path):
+    import av
+
+    with av.open(str(path)) as c:
+        return [f.to_ndarray(format="rgb24") for f in c.decode(video=0)]
+
+
+@pytest.mark.parametrize("name", ["svd", "pca", "hypersphere", "ksame"])
+def test_every_reconstruction_method_runs_on_a_video(tmp_path, sample, name):
+    from conftest import run_deid
+
+    out = tmp_path / "out.mp4"
+    r = run_deid("run", sample, "-o", out, "--method", name, "--report", tmp_path / "r.json", "-q")
+    assert r.returncode == 0, r.stderr
+    a, b = _frames(sample), _frames(out)
+    assert len(a) == len(b) == 75
+    import json
+
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert report["methods"]["face"]["name"] == name
+    box = report["files"][0]["faces_per_frame"]
+    assert all(n >= 1 for n in box)
+    # The astronaut's face (centre of the first frame's detection) is changed in every sampled frame.
+    from deidcli.detection import build_detector
+
+    det = build_detector("centerface", None, "cpu")
+    for i in (0, 37, 74):
+        x1, y1, x2, y2 = det.detect(a[i], 1.0).xyxy[0].astype(int)
+        diff = np.abs(a[i][y1:y2, x1:x2].astype(int) - b[i][y1:y2, x1:x2].astype(int)).mean()
+        assert diff > (1.0 if name == "hypersphere" else 4.0), (i, diff)
+
+
+def test_fit_pca_cli_makes_a_basis_run_can_use(tmp_path, sample):
+    from conftest import run_deid
+
+    folder = shared("identities")
+    faces = tmp_path / "faces"
+    faces.mkdir()
+    for f in sorted(folder.glob("img*.jpg"))[:12]:
+        (faces / f.name).symlink_to(f)
+    basis = tmp_path / "b.npz"
+    r = run_deid("fit", "pca", "--faces", faces, "-o", basis, "--size", "24")
+    assert r.returncode == 0, r.stderr
+    b = FaceBasis.load(basis)
+    assert (b.size, b.channels, b.rank) == (24, 3, 11)
+    assert run_deid("fit", "pca", "--faces", faces, "-o", basis).returncode == 7  # exists: not replaced
+    out = tmp_path / "out.mp4"
+    r = run_deid("run", sample, "-o", out, "--method", "ksame", "--strength", "3", "--basis", basis, "-q")
+    assert r.returncode == 0, r.stderr
+
+
+@pytest.mark.parametrize("name", ["svd", "pca", "hypersphere", "ksame"])
+@pytest.mark.parametrize("box", [(50, 50, 54, 55), (10, 10, 30, 34), (-40, -30, 200, 150)], ids=["tiny", "small", "edge"])
+def test_any_region_size(name, box):
+    """From a 4 px face to one cut by the frame edge: no error, output in range, only the region touched."""
+    rng = np.random.default_rng(2)
+    img = (rng.random((100, 120, 3)) * 255).astype(np.uint8)
+    det = Detections(np.array([box], np.float32), np.ones(1, np.float32), np.zeros(1, np.int64))
+    out = anonymize_frame(img, det, RegionStyle(get_method(name)))
+    assert out.shape == img.shape and out.dtype == np.uint8
+    x1, y1, x2, y2 = box
+    cx, cy, hw, hh = (x1 + x2) / 2, (y1 + y2) / 2, (x2 - x1) * 0.65 + 1, (y2 - y1) * 0.65 + 1
+    ys, xs = np.nonzero(np.abs(out.astype(int) - img.astype(int)).sum(2))
+    assert len(ys) and (np.abs(ys - cy) <= hh).all() and (np.abs(xs - cx) <= hw).all()
