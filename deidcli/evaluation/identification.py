@@ -153,3 +153,13 @@ def true_accept_rate(probes: np.ndarray, clean: np.ndarray, ids: np.ndarray, thr
     d = np.linalg.norm(probes[:, None] - clean[None], axis=2)
     genuine = (ids[:, None] == ids[None]) & ~np.eye(len(ids), dtype=bool)
     return float((d[genuine] < threshold).mean()) if genuine.any() else float("nan")
+
+
+def open_set_rate(probes: np.ndarray, gallery: np.ndarray, ids: np.ndarray, match_distance: float) -> float:
+    """Share of probes whose nearest other gallery photo is the same person *and* within ``match_distance``: how
+    a search system answers (it reports no one rather than the least unlike stranger). Chance is near 0."""
+    d = np.linalg.norm(probes[:, None] - gallery[None], axis=2)
+    np.fill_diagonal(d, np.inf)
+    nearest = d.argmin(axis=1)
+    hit = (ids[nearest] == ids) & (d[np.arange(len(d)), nearest] < match_distance)
+    return float(hit.mean()) if len(hit) else float("nan")
