@@ -33,6 +33,7 @@ test-quick: install
 bench: install
 	$(BIN)/python bench/bench_run.py
 	$(BIN)/python bench/method_speed.py
+	$(BIN)/python bench/batch_jobs.py
 
 # Every method's privacy against quality on the shared identities (about 20 min on 2 cores): out/evaluation/
 evaluate: install

@@ -45,6 +45,10 @@ class DeidConfig:
     preset: str = "veryfast"
     strip_metadata: bool = False
     overwrite: bool = False
+    # checking: `deid audit` on every finished video (batch and run)
+    audit: bool = False
+    audit_every: int = 1  # audit every N-th frame
+    fail_on_leak: float | None = None  # exit 11 when a file's audited leak rate is above this (turns the audit on)
 
     def with_overrides(self, **values: Any) -> "DeidConfig":
         """A copy with every value that is not ``None`` replaced."""
@@ -87,6 +91,10 @@ class DeidConfig:
             w, _, h = str(self.tile).lower().partition("x")
             if not (w.isdigit() and h.isdigit() and int(w) >= 64 and int(h) >= 64):
                 raise ConfigError("tile must be auto, off or WxH with sides of at least 64 px (e.g. 1280x1280)")
+        if self.audit_every < 1:
+            raise ConfigError("audit every must be at least 1")
+        if self.fail_on_leak is not None and not 0 <= self.fail_on_leak <= 1:
+            raise ConfigError("fail on leak is a rate between 0 and 1")
         if not 0 < self.consent_distance <= 0.6:
             raise ConfigError("consent distance must be above 0 and at most 0.6 (dlib's own match distance)")
         if not 0.25 <= self.tile_scale <= 4:

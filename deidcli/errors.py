@@ -21,6 +21,8 @@ class ExitCode(IntEnum):
     MODEL_UNAVAILABLE = 9
     ENCODE_ERROR = 10
     LEAK_ABOVE_LIMIT = 11
+    BATCH_PARTIAL = 12  # deid batch: some files failed, others were done
+    BATCH_FAILED = 13  # deid batch: every file attempted failed
     INTERRUPTED = 130
 
 

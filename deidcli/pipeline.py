@@ -21,6 +21,7 @@ from deidcli.detections_io import frame_line, header, read_detections
 from deidcli.errors import DeidError, InvalidMediaError
 from deidcli.media import Job
 from deidcli.outputs import atomic_output
+from deidcli.targets import TARGETS
 from deidcli.tracking import ByteTracker, CoverageSettings, TemporalCoverage
 from deidcli.video import EncodeSettings, VideoReader, VideoWriter
 from deidcli.video.reader import Frame
@@ -47,7 +48,16 @@ class FileResult:
     regions_per_frame: list[int] = field(default_factory=list)  # regions anonymized: detections + tracked fills
     tracks: dict[int, list[int]] = field(default_factory=dict)  # id -> [first, last, detected, filled frames]
     consent: ConsentLog = field(default_factory=ConsentLog)  # faces left visible under --consented
+    detections_by_target: dict[str, int] = field(default_factory=dict)
+    audit_leak_rate: float | None = None  # with --audit / --fail-on-leak
     seconds: float = 0.0
+
+    def count(self, dets: Detections) -> None:
+        """Add one frame's detections (what the detector found, before tracking fills)."""
+        self.faces_per_frame.append(len(dets))
+        for cid in np.unique(dets.class_id):
+            name = TARGETS[int(cid)]
+            self.detections_by_target[name] = self.detections_by_target.get(name, 0) + int((dets.class_id == cid).sum())
 
     @property
     def fps(self) -> float:
@@ -65,6 +75,7 @@ class FileResult:
             "width": self.width,
             "height": self.height,
             "faces_total": int(sum(self.faces_per_frame)),
+            "detections_by_target": self.detections_by_target,
             "frames_with_faces": int(sum(1 for n in self.faces_per_frame if n)),
             "faces_per_frame": self.faces_per_frame,
             "regions_per_frame": self.regions_per_frame,
@@ -74,6 +85,7 @@ class FileResult:
                 for tid, (a, b, n, f) in sorted(self.tracks.items())
             ],
             "consented_visible": self.consent.as_list(),
+            "audit_leak_rate": self.audit_leak_rate,
             "seconds": round(self.seconds, 3),
             "fps": round(self.fps, 3),
         }
@@ -117,7 +129,7 @@ def tracked_regions(
     )
     for frame in frames:
         dets = anonymizer.detect(frame.image)
-        result.faces_per_frame.append(len(dets))
+        result.count(dets)
         if tracker is not None:
             dets.tracker_id = tracker.update(dets)
         yield from coverage.push(frame.index, frame, dets)
@@ -134,7 +146,7 @@ def stored_regions(
         dets = next(stored, None)
         if dets is None:
             raise InvalidMediaError(f"{path}: no detections for frame {frame.index}; rerun `deid detect`")
-        result.faces_per_frame.append(int((dets.confidence > 0).sum()))
+        result.count(dets[dets.confidence > 0])
         yield frame, dets
     if next(stored, None) is not None:
         raise InvalidMediaError(f"{path}: holds more frames than the video; was it made for another file?")
@@ -331,7 +343,8 @@ def process_image(
     if on_start:
         on_start(1, job.src.name)
     out, dets = anonymizer(rgb, 0, result.consent)
-    result.faces_per_frame = result.regions_per_frame = [len(dets)]
+    result.count(dets)
+    result.regions_per_frame = [len(dets)]
     result.frames = 1
     result.height, result.width = rgb.shape[:2]
     save_kwargs: dict = {}

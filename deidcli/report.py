@@ -13,25 +13,30 @@ from deidcli.pipeline import FileResult
 from deidcli.targets import parse_targets, per_target
 
 
-def build_report(cfg: DeidConfig, results: list[FileResult], seconds: float) -> dict:
+def method_summary(cfg: DeidConfig) -> dict:
+    """Each target's method, resolved strength and what the strength means."""
     targets = parse_targets(cfg.targets)
     methods = per_target(cfg.method, targets, str, "method")
     strengths = per_target(cfg.strength, targets, float, "strength")
+    return {
+        t: {
+            "name": m.name,
+            "strength": strengths[t] if strengths[t] is not None else m.default_strength,
+            "strength_meaning": m.strength_meaning,
+        }
+        for t, m in ((t, METHODS[methods[t] or DeidConfig.method]) for t in targets)
+    }
+
+
+def build_report(cfg: DeidConfig, results: list[FileResult], seconds: float) -> dict:
     ok = [r for r in results if r.status == "ok"]
     frames = sum(r.frames for r in ok)
     return {
         "tool": "deid",
         "version": __version__,
         "python": platform.python_version(),
-        "targets": list(targets),
-        "methods": {
-            t: {
-                "name": m.name,
-                "strength": strengths[t] if strengths[t] is not None else m.default_strength,
-                "strength_meaning": m.strength_meaning,
-            }
-            for t, m in ((t, METHODS[methods[t] or DeidConfig.method]) for t in targets)
-        },
+        "targets": list(parse_targets(cfg.targets)),
+        "methods": method_summary(cfg),
         "mask": {"shape": cfg.mask_shape, "scale": cfg.mask_scale, "seed": cfg.seed},
         "detector": {"name": cfg.detector, "threshold": cfg.threshold, "scale": cfg.scale, "max_side": cfg.max_side},
         "encoder": {"codec": cfg.codec, "crf": cfg.crf, "preset": cfg.preset, "strip_metadata": cfg.strip_metadata},

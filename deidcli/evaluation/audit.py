@@ -213,3 +213,13 @@ def contact_sheet(worst: list[tuple[FaceCheck, np.ndarray, np.ndarray]], path: P
     sheet = np.concatenate(rows, axis=0)
     path.parent.mkdir(parents=True, exist_ok=True)
     cv2.imwrite(str(path), cv2.cvtColor(sheet, cv2.COLOR_RGB2BGR))
+
+
+def audit_output(original: Path, anonymized: Path, every: int = 1) -> AuditResult:
+    """The default audit (CenterFace at full resolution, MTCNN confirming low scores) of one finished video, as
+    `deid run/batch --audit` and `--fail-on-leak` run it."""
+    from deidcli.detection import build_detector
+
+    result, _ = audit_video(original, anonymized, build_detector("centerface", 0.5, "cpu"), confirmer=Confirmer(),
+                            every=every)
+    return result

@@ -1,0 +1,119 @@
+"""Walk a source tree: which files are media (by content, not only by name), and where each output goes.
+
+Outputs mirror the source tree under the destination and never leave it: a symlink that points outside the source,
+or a name that would resolve outside the destination, is refused and recorded, never followed.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import av
+from PIL import Image, UnidentifiedImageError
+
+from deidcli.media import IMAGE_EXTS, VIDEO_EXTS
+from deidcli.outputs import TMP_MARK
+
+IMAGE_FORMATS = {"JPEG": ".jpg", "PNG": ".png"}  # what the image path reads and writes back in the same format
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One file of the source tree and what to do with it."""
+
+    src: Path
+    rel: str  # path relative to the source root, with "/" separators: the manifest's key
+    dst: Path | None  # None when refused
+    kind: str  # "video", "image", "other" (not media), "unsafe" (refused)
+    reason: str = ""
+
+
+def sniff(path: Path) -> str | None:
+    """``"image"``, ``"video"`` or None, from the file's content. Files named like media count as media even when
+    unreadable, so a corrupt clip is attempted and fails with its reason instead of being passed over."""
+    ext = path.suffix.lower()
+    if ext in IMAGE_EXTS:
+        return "image"
+    if ext in VIDEO_EXTS:
+        return "video"
+    try:
+        with Image.open(path) as im:
+            if im.format in IMAGE_FORMATS:
+                return "image"
+    except (UnidentifiedImageError, OSError, ValueError):
+        pass
+    try:
+        with av.open(str(path), metadata_errors="ignore") as c:
+            if c.streams.video and c.format.name not in ("image2", "png_pipe", "jpeg_pipe", "tty"):
+                return "video"
+    except (av.error.FFmpegError, OSError, ValueError, UnicodeDecodeError):
+        pass
+    return None
+
+
+def _inside(path: Path, root: Path) -> bool:
+    try:
+        path.relative_to(root)
+        return True
+    except ValueError:
+        return False
+
+
+def scan(src: Path, dst: Path) -> list[Entry]:
+    """Every file under ``src`` (sorted, recursive), classified, with its mirrored output path under ``dst``."""
+    src_root, dst_root = src.resolve(), dst.resolve()
+    entries = []
+    for dirpath, dirnames, filenames in os.walk(src_root, followlinks=False):
+        here = Path(dirpath)
+        # never descend into the destination (it may sit inside the source) or into hidden folders
+        dirnames[:] = sorted(d for d in dirnames if not _inside((here / d).resolve(), dst_root) and not d.startswith("."))
+        for name in sorted(filenames):
+            path = here / name
+            rel = path.relative_to(src_root).as_posix()
+            if TMP_MARK in name or name.startswith("."):
+                continue  # our own temporary files, and hidden files
+            if path.is_symlink():
+                target = path.resolve()
+                if not _inside(target, src_root):
+                    entries.append(Entry(path, rel, None, "unsafe", "symlink points outside the source folder"))
+                    continue
+                if not target.is_file():
+                    entries.append(Entry(path, rel, None, "unsafe", "symlink to something that is not a file"))
+                    continue
+            out = dst_root / rel
+            if not _inside(out.resolve(), dst_root):
+                entries.append(Entry(path, rel, None, "unsafe", "output would land outside the destination"))
+                continue
+            kind = sniff(path) or "other"
+            if kind == "video" and path.suffix.lower() not in VIDEO_EXTS:
+                out = out.with_name(out.name + ".mp4")  # ffmpeg picks the container from the extension
+            if kind == "image" and path.suffix.lower() not in IMAGE_EXTS:
+                with Image.open(path) as im:
+                    out = out.with_name(out.name + IMAGE_FORMATS[im.format])
+            entries.append(Entry(path, rel, out, kind))
+    return entries
+
+
+def remove_stale_temporaries(dst: Path) -> list[Path]:
+    """Delete temporary outputs left by a killed run (their process is gone); returns what was removed."""
+    removed = []
+    if not dst.is_dir():
+        return removed
+    for path in dst.rglob(f"*{TMP_MARK}*"):
+        pid = path.name.split(TMP_MARK, 1)[1].split(".", 1)[0]
+        if pid.isdigit() and not _alive(int(pid)):
+            path.unlink(missing_ok=True)
+            removed.append(path)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
