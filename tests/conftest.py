@@ -19,6 +19,17 @@ SAMPLE = ROOT / "sample_videos" / "astronaut_pan.mp4"
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 
 
+@pytest.fixture(params=DEVICES)
+def device(request):
+    """Every device this machine has: tensor code is tested on the GPU too where there is one."""
+    return torch.device(request.param)
+
+
+@pytest.fixture(params=[torch.float32, torch.float64], ids=["f32", "f64"])
+def dtype(request):
+    return request.param
+
+
 def shared(*parts: str) -> Path:
     """A path under ../shared/data, or a skip when it is not there (a fresh clone has no ../shared)."""
     p = SHARED.joinpath(*parts)

@@ -88,7 +88,7 @@ def test_facenet_offline_without_weights_is_a_clear_error(tmp_path, monkeypatch)
 
     monkeypatch.setattr(socket.socket, "connect", no_network)
     with pytest.raises(ModelUnavailableError, match="--facenet-weights"):
-        FaceNetRecognizer()
+        FaceNetRecognizer(source="vggface2")
     (tmp_path / "bad.pt").write_bytes(b"junk")
     with pytest.raises(ModelUnavailableError, match="not InceptionResnetV1 weights"):
         FaceNetRecognizer(tmp_path / "bad.pt")

@@ -7,21 +7,9 @@ import pytest
 import torch
 from scipy.ndimage import gaussian_filter
 
-from conftest import DEVICES
 from deidcli.methods import METHODS, get_method
 from deidcli.methods import naive
 
-DTYPES = [torch.float32, torch.float64]
-
-
-@pytest.fixture(params=DEVICES)
-def device(request):
-    return torch.device(request.param)
-
-
-@pytest.fixture(params=DTYPES, ids=["f32", "f64"])
-def dtype(request):
-    return request.param
 
 
 def faces(device, dtype, b=3, h=112, w=96, seed=0):

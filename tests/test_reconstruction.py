@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import DEVICES, shared
+from conftest import shared
 from deidcli.methods import get_method
 from deidcli.methods.basis_methods import BasisModel
 from deidcli.methods.eigenfaces import DEFAULT_BASIS, FaceBasis
@@ -19,16 +19,6 @@ from deidcli.methods.reconstruction import (
 )
 from deidcli.methods.regions import RegionStyle, anonymize_frame
 from deidcli.detections import Detections
-
-
-@pytest.fixture(params=DEVICES)
-def device(request):
-    return torch.device(request.param)
-
-
-@pytest.fixture(params=[torch.float32, torch.float64], ids=["f32", "f64"])
-def dtype(request):
-    return request.param
 
 
 def images(device, dtype, b=3, c=3, h=40, w=32, seed=0):

