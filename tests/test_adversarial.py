@@ -166,3 +166,31 @@ def test_rank_test_passes_and_fails_where_the_spec_says():
     assert not k_anonymity_rank_test(standard, people, k)["passed"]
     r = k_anonymity_rank_test(clean, people, k)
     assert not r["passed"] and np.isfinite(r["upper"]).all() and r["p_hat"][0] == 1.0
+
+
+@pytest.mark.slow
+def test_ifgvm_through_deid_run_on_a_photo(tmp_path):
+    """On a real photo: FaceNet moves the face far from itself, within 4 grey levels per pixel."""
+    from PIL import Image
+
+    from conftest import run_deid, shared
+    from deidcli.detection import build_detector
+    from deidcli.evaluation.quality import box_region, psnr
+    from deidcli.evaluation.recognizer import FaceNetRecognizer, embed_faces
+
+    pytest.importorskip("tensorboard")
+    src = shared("identities", "img2.jpg")
+    small = tmp_path / "face.png"  # lossless: JPEG at quality 95 wipes the perturbation out (see the note)
+    with Image.open(src) as im:
+        im.convert("RGB").resize((im.width * 400 // im.height, 400)).save(small)
+    original = np.asarray(Image.open(small).convert("RGB"))
+    box = build_detector("centerface", None, "cpu").detect(original, 1.0).xyxy[0]
+    out = tmp_path / "out.png"
+    r = run_deid("run", small, "-o", out, "--method", "ifgvm", "-q")
+    assert r.returncode == 0, r.stderr
+    result = np.asarray(Image.open(out).convert("RGB"))
+    assert psnr(box_region(original, box), box_region(result, box)) > 35
+    assert np.abs(result.astype(int) - original.astype(int)).max() <= 4
+    rec = FaceNetRecognizer()
+    d = np.linalg.norm(embed_faces(rec, original, box[None]) - embed_faces(rec, result, box[None]))
+    assert d > 0.8  # from 0; at 4 grey levels per pixel the distance saturates near 1.0 on this face

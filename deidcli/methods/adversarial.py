@@ -156,6 +156,7 @@ def ifgvm_embedding(
         return sign * (F.normalize(embed(a), dim=1) * goal).sum(1)
 
     def done(a):
+        a = (a * 255).round() / 255  # judged as it will be stored (8 bits), or rounding undoes the last steps
         d = (F.normalize(embed(a), dim=1) - goal).norm(dim=1)
         return d >= min_distance if target_embedding is None else d <= min_distance
 

@@ -39,6 +39,14 @@ def scale_boxes(xyxy: np.ndarray, scale: float) -> np.ndarray:
     return np.concatenate([c - half, c + half], axis=1)
 
 
+def square_boxes(xyxy: np.ndarray) -> np.ndarray:
+    """Each box made a square of its height about its centre (how recognizers cut faces)."""
+    xyxy = np.asarray(xyxy, dtype=np.float64).reshape(-1, 4).copy()
+    cx, half = (xyxy[:, 0] + xyxy[:, 2]) / 2, (xyxy[:, 3] - xyxy[:, 1]) / 2
+    xyxy[:, 0], xyxy[:, 2] = cx - half, cx + half
+    return xyxy
+
+
 def grow_boxes(xyxy: np.ndarray, scale: float, width: int, height: int) -> np.ndarray:
     """Integer ``(N, 4)`` boxes grown by ``scale`` about their centres and clipped to the frame."""
     return _pixel_boxes(scale_boxes(xyxy, scale), width, height)
@@ -89,7 +97,8 @@ def anonymize_frame(
     if len(detections) == 0:
         return out
     h, w = frame.shape[:2]
-    scaled = scale_boxes(detections.xyxy, style.mask_scale)
+    boxes = square_boxes(detections.xyxy) if style.method.exact_crop else detections.xyxy
+    scaled = scale_boxes(boxes, style.mask_scale)
     for i, (x1, y1, x2, y2) in enumerate(_pixel_boxes(scaled, w, h)):
         if x2 - x1 < 1 or y2 - y1 < 1:
             continue
@@ -107,7 +116,7 @@ def anonymize_frame(
             track=tid if tid >= 0 else None,
         )
         full = tuple(scaled[i] - np.array([x1, y1, x1, y1]))  # the unclipped box, in crop coordinates
-        m = region_mask(y2 - y1, x2 - x1, style.mask_shape, crop.device, full)
+        m = region_mask(y2 - y1, x2 - x1, "box" if style.method.exact_crop else style.mask_shape, crop.device, full)
         blended = m * anon + (1 - m) * crop
         out[y1:y2, x1:x2] = blended[0].permute(1, 2, 0).mul(255.0).round_().clamp_(0, 255).byte().cpu().numpy()
     return out

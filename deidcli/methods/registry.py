@@ -13,7 +13,7 @@ from typing import Any
 
 import torch
 
-from deidcli.methods import basis_methods, naive
+from deidcli.methods import adversarial_methods, basis_methods, naive
 from deidcli.methods.eigenfaces import FaceBasis
 from deidcli.methods.reconstruction import svd_truncate
 
@@ -28,7 +28,10 @@ class Method:
     stronger_is: str  # "higher" or "lower": which way of the knob removes more identity
     random: bool
     _fn: Callable[..., torch.Tensor]
-    needs_basis: bool = False  # an eigenface basis (methods.eigenfaces), given by bind()
+    needs: str | None = None  # the model it needs, given by bind(): "basis" (eigenfaces) or "facenet"
+    # Adversarial methods change a recognizer's square crop exactly: the region is made square (the box's height
+    # both ways) and pasted back unfeathered, so the model later reads the very pixels the attack optimised.
+    exact_crop: bool = False
     model: Any = None
 
     def bind(self, model: Any) -> "Method":
@@ -49,8 +52,8 @@ class Method:
         ``inner`` is the share of the crop's height that the detector's box takes (the crop is the box grown by the
         mask scale); ``track`` names the person, for methods that keep a choice along a track (k-Same).
         """
-        if self.needs_basis and self.model is None:
-            raise ValueError(f"method {self.name!r} needs an eigenface basis: get it with get_method()")
+        if self.needs and self.model is None:
+            raise ValueError(f"method {self.name!r} needs a model ({self.needs}): get it with get_method()")
         s = self.default_strength if strength is None else float(strength)
         return self._fn(crops, s, crops.shape[-2] / REFERENCE_SIZE, generator, color, inner, track, self.model)
 
@@ -101,16 +104,21 @@ METHODS: dict[str, Method] = {
         Method("solid", 1.0, "opacity of the fill colour (below 1 with black = darkening)", "higher", False, _solid),
         Method("svd", 8.0, "rank kept of each colour channel, at a 112 px face", "lower", False, _svd),
         Method(
-            "pca", 16.0, "eigenfaces kept (0 = the mean face)", "lower", False, basis_methods.pca_method, True
+            "pca", 16.0, "eigenfaces kept (0 = the mean face)", "lower", False, basis_methods.pca_method, "basis"
         ),
         Method(
             "hypersphere", 8.0, "radius in whitened eigenface space (64 dims; typical face about 8)", "lower",
-            False, basis_methods.hypersphere_method, True,
+            False, basis_methods.hypersphere_method, "basis",
         ),
         Method(
             "ksame", 5.0, "k: each face becomes the mean of at least k gallery faces", "higher", False,
-            basis_methods.ksame_method, True,
+            basis_methods.ksame_method, "basis",
         ),
+        Method(
+            "ifgvm", 1.0, "FaceNet embedding distance to reach from the original (1.0 = no longer a match)",
+            "higher", False, adversarial_methods.ifgvm_method, "facenet", True,
+        ),
+
     )
 }
 
@@ -124,8 +132,12 @@ def get_method(
         method = METHODS[name]
     except KeyError:
         raise ValueError(f"unknown method {name!r}; choose one of {', '.join(METHODS)}") from None
-    if not method.needs_basis:
+    if method.needs is None:
         return method
+    if method.needs == "facenet":
+        from deidcli.evaluation.recognizer import FaceNetRecognizer
+
+        return method.bind(FaceNetRecognizer(device=device))
     if not isinstance(basis, FaceBasis):
         basis = FaceBasis.load(basis)
     return method.bind(basis_methods.BasisModel(basis.to(device)))
