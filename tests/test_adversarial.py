@@ -13,7 +13,6 @@ from deidcli.methods.adversarial import (
     dedetect,
     ifgvm_classes,
     ifgvm_embedding,
-    iterate,
     kanon_attack,
     true_rank,
 )

@@ -34,7 +34,7 @@ from deidcli.evaluation.identification import (
 )
 from deidcli.evaluation.quality import box_region, changed_region_quality, psnr, ssim
 from deidcli.evaluation.recognizer import Recognizer, embed_faces
-from deidcli.methods import METHODS, get_method
+from deidcli.methods import get_method
 from deidcli.methods.regions import RegionStyle, anonymize_frame, scale_boxes
 from deidcli.photos import Photo, load_photos
 
