@@ -108,9 +108,9 @@ def split_consented(image: np.ndarray, dets: Detections, gallery: ConsentGallery
         return dets
     visible, who, dist = gallery.match(image, dets.xyxy[faces])
     if log is not None:
+        log.threshold = gallery.max_distance
         for k, i in enumerate(faces):
             tid = -1 if dets.tracker_id is None else int(dets.tracker_id[i])
-            log.threshold = gallery.max_distance
             log.record(tid if tid >= 0 else ("face", k), frame, bool(visible[k]), who[k], float(dist[k]))
     keep = np.ones(len(dets), dtype=bool)
     keep[faces[visible]] = False

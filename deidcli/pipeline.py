@@ -50,6 +50,7 @@ class FileResult:
     consent: ConsentLog = field(default_factory=ConsentLog)  # faces left visible under --consented
     detections_by_target: dict[str, int] = field(default_factory=dict)
     audit_leak_rate: float | None = None  # with --audit / --fail-on-leak
+    duration_s: float | None = None  # of the source video, from its container
     seconds: float = 0.0
 
     def count(self, dets: Detections) -> None:
@@ -86,6 +87,7 @@ class FileResult:
             ],
             "consented_visible": self.consent.as_list(),
             "audit_leak_rate": self.audit_leak_rate,
+            "duration_s": self.duration_s,
             "seconds": round(self.seconds, 3),
             "fps": round(self.fps, 3),
         }
@@ -190,7 +192,7 @@ def process_video(
     t0 = time.perf_counter()
     reader = VideoReader(job.src)
     info = reader.info
-    result.width, result.height = info.width, info.height
+    result.width, result.height, result.duration_s = info.width, info.height, info.duration_s
     if on_start:
         on_start(info.frames or None, job.src.name)
     settings = EncodeSettings(cfg.codec, cfg.crf, cfg.preset, cfg.strip_metadata)

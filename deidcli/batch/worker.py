@@ -18,7 +18,6 @@ from deidcli.media import Job
 from deidcli.outputs import atomic_output
 from deidcli.pipeline import process_image, process_video
 from deidcli.report import method_summary
-from deidcli.video import VideoReader
 
 
 def _now() -> str:
@@ -75,13 +74,11 @@ class BatchWorker:
         entry.dst.parent.mkdir(parents=True, exist_ok=True)
         if entry.kind == "video":
             result = process_video(job, self.anonymizer, self.cfg)
-            duration = VideoReader(entry.src).info.duration_s
         else:
             result = process_image(job, self.anonymizer, self.cfg)
-            duration = None
         d = result.as_dict()
         out = {
-            "duration_s": duration, "frames": d["frames"], "width": d["width"], "height": d["height"],
+            "duration_s": d["duration_s"], "frames": d["frames"], "width": d["width"], "height": d["height"],
             "detections": d["detections_by_target"], "tracks": len(d["tracks"]),
             "filled_regions": d["filled_regions"], "consented_visible": d["consented_visible"],
             "methods": method_summary(self.cfg), "fps": d["fps"],

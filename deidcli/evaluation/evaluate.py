@@ -32,7 +32,7 @@ from deidcli.evaluation.identification import (
     true_accept_rate,
     verification_threshold,
 )
-from deidcli.evaluation.quality import box_region, changed_region_quality, psnr, ssim
+from deidcli.evaluation.quality import box_region, changed_region_quality, psnr, psnr_from_mse, ssim
 from deidcli.evaluation.recognizer import Recognizer, embed_faces
 from deidcli.methods import get_method
 from deidcli.methods.regions import RegionStyle, anonymize_frame, scale_boxes
@@ -189,7 +189,7 @@ def _one_setting(photos: list[Photo], ids, method, strength, mask_scale, detecto
         q["pf"].append(psnr(a, b))
         q["sf"].append(ssim(a, b))
         mse, whole_ssim = changed_region_quality(p.image, anon, region)
-        q["pi"].append(float("inf") if mse == 0 else 10 * math.log10(255.0**2 / mse))
+        q["pi"].append(psnr_from_mse(mse))
         q["si"].append(whole_ssim)
         detected += _detected(detector, anon, p.box)
         for r in recognizers:

@@ -78,12 +78,8 @@ def rank1_identification(
     clean_arr, anon_arr = np.stack(clean), np.stack(anon)
 
     def hits(probes: np.ndarray) -> tuple[int, int]:
-        d = np.linalg.norm(probes[:, None] - clean_arr[None], axis=2)
-        np.fill_diagonal(d, np.inf)  # a probe's own original is not in its gallery
-        nearest = d.argmin(axis=1)
-        same = ids_arr[nearest] == ids_arr
-        close = d[np.arange(len(d)), nearest] < rec.match_distance
-        return int(same.sum()), int((same & close).sum())
+        closed = identity_ranks(probes, ids_arr, clean_arr, ids_arr) == 1  # a probe's own original left out
+        return int(closed.sum()), int(open_set_hits(probes, clean_arr, ids_arr, rec.match_distance).sum())
 
     def template_hits(probes: np.ndarray) -> int:
         labels = sorted(set(ids))
@@ -155,11 +151,16 @@ def true_accept_rate(probes: np.ndarray, clean: np.ndarray, ids: np.ndarray, thr
     return float((d[genuine] < threshold).mean()) if genuine.any() else float("nan")
 
 
-def open_set_rate(probes: np.ndarray, gallery: np.ndarray, ids: np.ndarray, match_distance: float) -> float:
-    """Share of probes whose nearest other gallery photo is the same person *and* within ``match_distance``: how
+def open_set_hits(probes: np.ndarray, gallery: np.ndarray, ids: np.ndarray, match_distance: float) -> np.ndarray:
+    """Per probe: is its nearest other gallery photo the same person *and* within ``match_distance``? That is how
     a search system answers (it reports no one rather than the least unlike stranger). Chance is near 0."""
     d = np.linalg.norm(probes[:, None] - gallery[None], axis=2)
     np.fill_diagonal(d, np.inf)
     nearest = d.argmin(axis=1)
-    hit = (ids[nearest] == ids) & (d[np.arange(len(d)), nearest] < match_distance)
+    return (ids[nearest] == ids) & (d[np.arange(len(d)), nearest] < match_distance)
+
+
+def open_set_rate(probes: np.ndarray, gallery: np.ndarray, ids: np.ndarray, match_distance: float) -> float:
+    """Share of probes found by :func:`open_set_hits`."""
+    hit = open_set_hits(probes, gallery, ids, match_distance)
     return float(hit.mean()) if len(hit) else float("nan")
