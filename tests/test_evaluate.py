@@ -113,7 +113,7 @@ def test_evaluate_cli_writes_figures_plot_and_page(tmp_path):
     folder = shared("identities")
     out = tmp_path / "ev"
     r = run_deid("evaluate", "--identities", str(folder), "-m", "blur", "--strength", "1,24", "-o", str(out), "-q",
-                 "--json")
+                 "--json", "--recognizer", "dlib,msvdd")
     assert r.returncode == 0, r.stderr
     data = json.loads(r.stdout)
     assert data["photos"] >= 55 and data["identities"] == 13
@@ -123,8 +123,16 @@ def test_evaluate_cli_writes_figures_plot_and_page(tmp_path):
     assert strong["recognizers"]["dlib"]["rank1"] <= 2 * data["baseline"]["dlib"]["chance_rank1"]
     assert weak["psnr_face"] > strong["psnr_face"] and weak["ssim_face"] > strong["ssim_face"]
     assert strong["detected"] < weak["detected"]
+    # M-SVDD on dlib's embeddings: clean faces mostly accepted as themselves, heavily blurred ones mostly rejected
+    # rather than named as someone else.
+    hardened = data["baseline"]["msvdd"]
+    assert hardened["rank1"] > 0.75 and hardened["accepted_other"] == 0
+    assert weak["recognizers"]["msvdd"]["rank1"] > strong["recognizers"]["msvdd"]["rank1"]
+    assert strong["recognizers"]["msvdd"]["rejected"] > 0.5
     rows = list(csv.DictReader(open(out / "evaluation.csv")))
-    assert [(x["method"], float(x["strength"])) for x in rows] == [("blur", 1.0), ("blur", 24.0)]
+    assert [(x["method"], float(x["strength"]), x["recognizer"]) for x in rows] == [
+        ("blur", 1.0, "dlib"), ("blur", 1.0, "msvdd"), ("blur", 24.0, "dlib"), ("blur", 24.0, "msvdd")]
+    assert rows[0]["rejected"] == "" and float(rows[1]["rejected"]) >= 0
     assert (out / "tradeoff.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     page = (out / "index.html").read_text()
     assert "tradeoff.png" in page and "examples_blur.png" in page and (out / "examples_blur.png").is_file()

@@ -32,6 +32,7 @@ from deidcli.evaluation.identification import (
     true_accept_rate,
     verification_threshold,
 )
+from deidcli.evaluation.msvdd import MSVDDRecognizer, msvdd_identification
 from deidcli.evaluation.quality import box_region, changed_region_quality, psnr, psnr_from_mse, ssim
 from deidcli.evaluation.recognizer import Recognizer, embed_faces
 from deidcli.methods import get_method
@@ -149,18 +150,19 @@ def evaluate(
     if len(photos) < 3:
         raise NoMediaError(f"{folder}: fewer than 3 photos with a face the detector finds")
     ids = np.array([p.identity for p in photos])
-    clean = {r.name: np.concatenate([embed_faces(r, p.image, p.box[None]) for p in photos]) for r in recognizers}
+    clean = _embed_all(recognizers, lambda r: np.concatenate([embed_faces(r, p.image, p.box[None]) for p in photos]))
     thresholds = {name: verification_threshold(e, ids, far) for name, e in clean.items()}
     baseline = {}
     recognizers_by_name = {r.name: r for r in recognizers}
     for name, e in clean.items():
         ranks = identity_ranks(e, ids, e, ids)
+        hardened = _msvdd(recognizers_by_name[name], e, e, ids)
         baseline[name] = {
             "rank1": rank_k_rate(ranks, 1), "rank5": rank_k_rate(ranks, 5),
             "rank1_open": open_set_rate(e, e, ids, recognizers_by_name[name].match_distance),
             "tar": true_accept_rate(e, e, ids, thresholds[name]), "threshold": thresholds[name],
             "chance_rank1": chance_rank_k(ids, 1), "chance_rank5": chance_rank_k(ids, 5),
-            "findable": int(np.isfinite(ranks).sum()),
+            "findable": int(np.isfinite(ranks).sum()), **hardened,
         }
     result = Evaluation(str(folder), len(photos), len(set(ids)), skipped, far, baseline, [])
     for name in methods:
@@ -192,8 +194,8 @@ def _one_setting(photos: list[Photo], ids, method, strength, mask_scale, detecto
         q["pi"].append(psnr_from_mse(mse))
         q["si"].append(whole_ssim)
         detected += _detected(detector, anon, p.box)
-        for r in recognizers:
-            anon_embeds[r.name].append(embed_faces(r, anon, p.box[None])[0])
+        for name, e in _embed_all(recognizers, lambda r, a=anon, b=p.box: embed_faces(r, a, b[None])[0]).items():
+            anon_embeds[name].append(e)
         if i < examples:
             example_crops.append(b.copy())
     per_rec = {}
@@ -204,11 +206,29 @@ def _one_setting(photos: list[Photo], ids, method, strength, mask_scale, detecto
             "rank1": rank_k_rate(ranks, 1), "rank5": rank_k_rate(ranks, 5),
             "rank1_open": open_set_rate(e, clean[r.name], ids, r.match_distance),
             "tar": true_accept_rate(e, clean[r.name], ids, thresholds[r.name]),
+            **_msvdd(r, e, clean[r.name], ids),
         }
     return Setting(
         method.name, strength, _mean_psnr(q["pf"]), float(np.mean(q["sf"])), _mean_psnr(q["pi"]),
         float(np.mean(q["si"])), detected / len(photos), per_rec,
     )
+
+
+def _embed_all(recognizers: list[Recognizer], embed: Callable[[Recognizer], np.ndarray]) -> dict[str, np.ndarray]:
+    """``embed(r)`` for each recognizer by name, once per network (M-SVDD reuses its base's embeddings)."""
+    by_network: dict[str, np.ndarray] = {}
+    out = {}
+    for r in recognizers:
+        network = r.base.name if isinstance(r, MSVDDRecognizer) else r.name
+        if network not in by_network:
+            by_network[network] = embed(r)
+        out[r.name] = by_network[network]
+    return out
+
+
+def _msvdd(rec: Recognizer, probes: np.ndarray, gallery: np.ndarray, ids: np.ndarray) -> dict[str, float]:
+    """For an M-SVDD recognizer, its own identification figures (they replace the nearest-photo ones)."""
+    return msvdd_identification(probes, gallery, ids) if isinstance(rec, MSVDDRecognizer) else {}
 
 
 def _mean_psnr(values: list[float]) -> float:

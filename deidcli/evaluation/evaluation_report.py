@@ -14,7 +14,7 @@ from PIL import Image
 from deidcli.evaluation.evaluate import PRIVATE_RANK1, Evaluation
 
 CSV_FIELDS = ["method", "strength", "recognizer", "rank1", "rank5", "rank1_open", "tar", "detected", "psnr_face", "ssim_face",
-              "psnr_image", "ssim_image"]
+              "psnr_image", "ssim_image", "rejected", "accepted_other"]  # the last two: M-SVDD recognizers only
 
 
 def write_all(result: Evaluation, folder: Path) -> dict[str, Path]:
@@ -123,20 +123,25 @@ def _fmt(v: float, pct: bool = False) -> str:
 
 def html_page(result: Evaluation, plot_name: str, examples: dict[str, str]) -> str:
     recs = list(result.baseline)
+    # An M-SVDD recognizer answers "no one" where others give a distance: its last column is what it rejects.
+    last = {r: "rejected" if "rejected" in result.baseline[r] else "tar" for r in recs}
     head = "".join(f"<th>{html.escape(r)} rank-1</th><th>{html.escape(r)} rank-5</th>"
-                   f"<th>{html.escape(r)} open-set rank-1</th><th>{html.escape(r)} TAR</th>" for r in recs)
+                   f"<th>{html.escape(r)} open-set rank-1</th><th>{html.escape(r)} {last[r].replace('tar', 'TAR')}</th>"
+                   for r in recs)
     body = []
     for s in result.settings:
         cells = "".join(f"<td>{_fmt(s.recognizers[r]['rank1'], True)}</td><td>{_fmt(s.recognizers[r]['rank5'], True)}"
                         f"</td><td>{_fmt(s.recognizers[r]['rank1_open'], True)}</td>"
-                        f"<td>{_fmt(s.recognizers[r]['tar'], True)}</td>" for r in recs)
+                        f"<td>{_fmt(s.recognizers[r][last[r]], True)}</td>" for r in recs)
         body.append(f"<tr><td>{html.escape(s.method)}</td><td>{s.strength:g}</td>{cells}"
                     f"<td>{_fmt(s.detected, True)}</td><td>{_fmt(s.psnr_face)}</td><td>{_fmt(s.ssim_face)}</td>"
                     f"<td>{_fmt(s.psnr_image)}</td><td>{_fmt(s.ssim_image)}</td></tr>")
     base = "".join(
         f"<li>{html.escape(r)} on the originals: rank-1 {_fmt(b['rank1'], True)}, rank-5 {_fmt(b['rank5'], True)}, "
         f"TAR {_fmt(b['tar'], True)} at distance {b['threshold']:.3f}; chance: rank-1 {_fmt(b['chance_rank1'], True)},"
-        f" rank-5 {_fmt(b['chance_rank5'], True)}</li>" for r, b in result.baseline.items()
+        f" rank-5 {_fmt(b['chance_rank5'], True)}"
+        + (f"; M-SVDD rejects {_fmt(b['rejected'], True)} of them (each against spheres fitted without it)"
+           if "rejected" in b else "") + "</li>" for r, b in result.baseline.items()
     )
     def cell(c: dict | None) -> str:
         return f"{c['strength']:g} ({_fmt(c['psnr_face'])} dB)" if c else "never"

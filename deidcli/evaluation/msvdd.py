@@ -51,3 +51,42 @@ class MSVDD:
         s = self.scores(e)
         best = s.argmax(1)
         return self.labels[best], s[np.arange(len(e)), best] >= 0
+
+
+def msvdd_identification(probes: np.ndarray, gallery: np.ndarray, ids: np.ndarray) -> dict[str, float]:
+    """M-SVDD's answers for ``probes: (N, D)``, probe ``i`` being (a changed copy of) gallery photo ``i`` of
+    person ``ids[i]``. Spheres are fitted without photo ``i`` (the protocol of the rest of `deid evaluate`: a probe
+    meets only the *other* originals).
+
+    ``rank1``: accepted as the true person (M-SVDD never names anyone else unless the face falls in their sphere,
+    so this is also its open-set rate); ``rank5``: the true person among the five best sphere scores;
+    ``rejected``: inside no sphere; ``accepted_other``: inside someone else's.
+    """
+    true = rejected = other = top5 = 0
+    everyone = np.arange(len(ids))
+    for i in everyone:
+        model = MSVDD.fit(gallery[everyone != i], ids[everyone != i])
+        s = model.scores(probes[i:i + 1])[0]
+        best = int(s.argmax())
+        accepted = s[best] >= 0
+        named = model.labels[best]
+        true += bool(accepted and named == ids[i])
+        other += bool(accepted and named != ids[i])
+        rejected += not accepted
+        top5 += ids[i] in model.labels[np.argsort(-s)[:5]]
+    n = len(ids)
+    return {"rank1": true / n, "rank5": top5 / n, "rank1_open": true / n, "rejected": rejected / n,
+            "accepted_other": other / n}
+
+
+class MSVDDRecognizer:
+    """A recognizer hardened by M-SVDD (`--recognizer msvdd`, or `msvdd-facenet`): embeds with ``base``; `deid
+    evaluate` scores its probes with :func:`msvdd_identification` instead of nearest-photo ranks."""
+
+    def __init__(self, base) -> None:
+        self.base = base
+        self.name = "msvdd" if base.name == "dlib" else f"msvdd-{base.name}"
+        self.size, self.framing, self.match_distance = base.size, base.framing, base.match_distance
+
+    def embed(self, crops):
+        return self.base.embed(crops)

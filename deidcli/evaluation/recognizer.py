@@ -164,4 +164,9 @@ def build_recognizer(name: str, facenet_weights: Path | None = None, device: str
         return DlibRecognizer()
     if name == "facenet":
         return FaceNetRecognizer(facenet_weights, device=device)
-    raise ModelUnavailableError(f"unknown recognizer {name!r}; choose dlib or facenet")
+    if name in ("msvdd", "msvdd-dlib", "msvdd-facenet"):
+        from deidcli.evaluation.msvdd import MSVDDRecognizer
+
+        return MSVDDRecognizer(build_recognizer(name.partition("-")[2] or "dlib", facenet_weights, device))
+    raise ModelUnavailableError(f"unknown recognizer {name!r}; choose dlib, facenet, msvdd (M-SVDD on dlib) or "
+                                "msvdd-facenet")
