@@ -398,7 +398,9 @@ def evaluate_cmd(
     strength: Annotated[
         Optional[str], typer.Option(help="Comma list of strengths for every method (default: each method's sweep).")
     ] = None,
-    recognizer: Annotated[str, typer.Option(help="Comma list: dlib (offline), facenet (needs weights).")] = "dlib",
+    recognizer: Annotated[str, typer.Option(
+        help="Comma list: dlib, facenet, msvdd (M-SVDD spheres on dlib: rejects faces that fit no one), msvdd-facenet."
+    )] = "dlib",
     facenet_weights: Annotated[
         Optional[Path], typer.Option(help="facenet-pytorch InceptionResnetV1 state dict; default: download (internet).")
     ] = None,
@@ -416,7 +418,8 @@ def evaluate_cmd(
     kanon: Annotated[Optional[int], typer.Option(help="k of the k-anonymity attack and its rank test (implies "
                                                        "--attack kanon).")] = None,
     steps: Annotated[int, typer.Option(help="Iterations of the adversarial methods.")] = 50,
-    eps: Annotated[float, typer.Option(help="Largest change per pixel of the adversarial methods, in 0-255 units.")] = 6,
+    eps: Annotated[Optional[float], typer.Option(
+        help="Largest change per pixel of the adversarial methods, in 0-255 units [default: 4, dedetect 10].")] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print the results as JSON on stdout.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
 ) -> None:
@@ -437,10 +440,13 @@ def evaluate_cmd(
     from deidcli.photos import photo_files
     from deidcli.progress import FrameProgress
 
-    names = list(METHODS) if method == "all" else [m.strip() for m in method.split(",") if m.strip()]
+    names = list(SWEEPS) if method == "all" else [m.strip() for m in method.split(",") if m.strip()]
     unknown = [m for m in names if m not in METHODS]
     if unknown:
         raise typer.BadParameter(f"unknown method {unknown[0]!r}; choose from {', '.join(METHODS)}")
+    unswept = [m for m in names if m not in SWEEPS]
+    if unswept and not strength and not (attack or kanon):
+        raise typer.BadParameter(f"{unswept[0]} has no strength sweep: measure it with --attack, or give --strength")
     try:
         strengths = [float(v) for v in strength.split(",")] if strength else None
     except ValueError:
@@ -453,7 +459,8 @@ def evaluate_cmd(
         if kanon and "kanon" not in kinds:
             kinds.append("kanon")
         photo_files(identities)
-        data = evaluate_attacks(identities, kinds, facenet_weights, steps, eps / 255, kanon or 5, str(dev), output)
+        budget = None if eps is None else eps / 255
+        data = evaluate_attacks(identities, kinds, facenet_weights, steps, budget, kanon or 5, str(dev), output)
         typer.echo(json.dumps(data) if json_out else json.dumps(data, indent=2))
         return
     recs = [build_recognizer(r.strip(), facenet_weights, str(dev)) for r in recognizer.split(",") if r.strip()]

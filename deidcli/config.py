@@ -67,9 +67,12 @@ class DeidConfig:
         if self.detector not in DETECTORS:
             raise ConfigError(f"unknown detector {self.detector!r}; choose one of {', '.join(DETECTORS)}")
         targets = parse_targets(self.targets)
-        for name in per_target(self.method, targets, str, "method").values():
+        for target, name in per_target(self.method, targets, str, "method").items():
             if name is not None and name not in METHODS:
                 raise ConfigError(f"unknown method {name!r}; choose one of {', '.join(METHODS)}")
+            if name is not None and METHODS[name].faces_only and target != "face":
+                raise ConfigError(f"method {name!r} hides faces from a face detector; it cannot cover a {target}: "
+                                  f"give the {target} another method (e.g. --method face={name},{target}=frost)")
         for t in per_target(self.threshold, targets, _number, "threshold").values():
             if t is not None and not 0.0 < t < 1.0:
                 raise ConfigError("threshold must be between 0 and 1")

@@ -147,8 +147,8 @@ def test_dedetect_lowers_scores_only_inside_the_region(device):
     def scores(a):
         return detector(a)[..., 3:5, 3:5].flatten(1)  # candidates on the face
 
-    r = dedetect(x, scores, lambda a: scores(a).max(1).values >= 0.5, 0.5, margin=0.1, region=region, steps=500,
-                 alpha=0.02, norm="l2")
+    r = dedetect(x, lambda a: (scores(a) - 0.5 + 0.1).relu().sum(1), lambda a: scores(a).max(1).values >= 0.5,
+                 region=region, steps=500, alpha=0.02, norm="l2")
     assert r.success.all() and float(scores(r.x).max().detach()) < 0.5
     assert torch.equal(r.x * (1 - region), x * (1 - region))
 
@@ -193,3 +193,57 @@ def test_ifgvm_through_deid_run_on_a_photo(tmp_path):
     rec = FaceNetRecognizer()
     d = np.linalg.norm(embed_faces(rec, original, box[None]) - embed_faces(rec, result, box[None]))
     assert d > 0.8  # from 0; at 4 grey levels per pixel the distance saturates near 1.0 on this face
+
+
+def _astronaut_face():
+    import cv2
+    from skimage import data
+
+    from deidcli.detection.mtcnn import MTCNNDetector
+
+    image = cv2.resize(data.astronaut(), (256, 256), interpolation=cv2.INTER_AREA)  # public domain (NASA)
+    detector = MTCNNDetector()
+    found = detector.detect(image, 1.0)
+    assert len(found) == 1
+    return image, found, detector
+
+
+@pytest.mark.slow
+def test_dedetect_hides_the_face_from_mtcnn_on_the_whole_image():
+    from deidcli.methods import get_method
+    from deidcli.methods.regions import RegionStyle, anonymize_frame
+
+    image, found, detector = _astronaut_face()
+    out = anonymize_frame(image, found, RegionStyle(get_method("dedetect")))
+    assert len(detector.detect(out, 1.0)) == 0  # the full detector, NMS and threshold, on the whole image
+    diff = np.abs(out.astype(int) - image)
+    assert 0 < diff.max() <= 20  # within the largest budget: not the frost fallback
+    x1, y1, x2, y2 = found.xyxy[0]
+    cx, cy, hw, hh = (x1 + x2) / 2, (y1 + y2) / 2, (x2 - x1) * 0.6 + 1, (y2 - y1) * 0.6 + 1
+    outside = np.ones(image.shape[:2], bool)
+    outside[int(cy - hh):int(cy + hh) + 1, int(cx - hw):int(cx + hw) + 1] = False
+    assert diff[outside].max() == 0  # only the face box grown by 20% changes
+
+
+def test_dedetect_fails_closed_when_the_budget_is_too_small():
+    from dataclasses import replace
+    from functools import partial
+
+    from deidcli.methods import get_method
+    from deidcli.methods.adversarial_methods import dedetect_frame
+    from deidcli.methods.regions import RegionStyle, anonymize_frame
+
+    image, found, detector = _astronaut_face()
+    weak = replace(get_method("dedetect"), frame_fn=partial(dedetect_frame, steps=1, budgets=(1 / 255,)))
+    out = anonymize_frame(image, found, RegionStyle(weak))
+    x1, y1, x2, y2 = found.xyxy[0].astype(int)
+    assert np.abs(out[y1:y2, x1:x2].astype(int) - image[y1:y2, x1:x2]).mean() > 10  # frosted, not left as it was
+
+
+def test_dedetect_is_refused_for_bodies_and_plates():
+    from deidcli.config import DeidConfig
+    from deidcli.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="cannot cover a body"):
+        DeidConfig().with_overrides(method="dedetect", targets="face,body")
+    DeidConfig().with_overrides(method="face=dedetect,body=frost", targets="face,body")

@@ -41,16 +41,18 @@ def iterate(
     norm: str = "calibrated",
     eps: float | None = None,
     region: torch.Tensor | None = None,
+    start: torch.Tensor | None = None,
 ) -> AttackResult:
     """I-FGVM on a batch: ``x_{i+1} = clip01(x_i - alpha * norm(grad loss))`` until ``done_fn`` or ``steps``.
 
     ``norm``: ``"none"`` (the lecture's raw gradient), ``"calibrated"`` (scaled once per crop so the first step
     changes pixels by ``alpha`` RMS: FGVM's direction and relative magnitudes kept, alpha meaningful), ``"l2"``
     (every step rescaled to RMS ``alpha``) or ``"sign"`` (I-FGSM). ``eps`` bounds ``|x' - x|`` per pixel;
-    ``region: (B, 1, H, W)`` limits the change to a mask.
+    ``region: (B, 1, H, W)`` limits the change to a mask. ``start``: resume from an earlier result (the budget
+    still counts from ``x``).
     """
     x0 = x.detach().float()
-    adv = x0.clone()
+    adv = x0.clone() if start is None else start.detach().float().clone()
     b = len(x0)
     active = torch.ones(b, dtype=torch.bool, device=x0.device)
     taken = torch.zeros(b, dtype=torch.long, device=x0.device)
@@ -92,6 +94,32 @@ def iterate(
     with torch.no_grad():
         success = done_fn(adv) if done_fn is not None else torch.ones(b, dtype=torch.bool, device=x0.device)
     return AttackResult(adv.to(x.dtype), taken, success)
+
+
+def escalate(
+    x: torch.Tensor,
+    attack: Callable[[torch.Tensor, torch.Tensor, float], AttackResult],
+    budgets: tuple[float, ...],
+) -> tuple[AttackResult, torch.Tensor]:
+    """The smallest of ``budgets`` (L-infinity, increasing) that each crop needs: every crop is attacked within the
+    first; those that fail go on, from where they stopped, within the next, and so on. The lecture's "minimum
+    required noise" per face rather than one budget sized for the hardest.
+
+    ``attack(idx, start, eps)`` attacks crops ``x[idx]`` from ``start``. Returns the combined result and the budget
+    each crop ended with ``(B,)``.
+    """
+    adv_x = x.detach().clone()
+    steps = torch.zeros(len(x), dtype=torch.long, device=x.device)
+    success = torch.zeros(len(x), dtype=torch.bool, device=x.device)
+    used = torch.zeros(len(x), device=x.device)
+    for eps in budgets:
+        idx = torch.nonzero(~success)[:, 0]
+        if not len(idx):
+            break
+        r = attack(idx, adv_x[idx], eps)
+        adv_x[idx], success[idx], used[idx] = r.x.to(adv_x.dtype), r.success, eps
+        steps[idx] += r.steps
+    return AttackResult(adv_x, steps, success), used
 
 
 # --- recognizers: closed-set scores from embeddings ------------------------------------------------------------
@@ -232,20 +260,13 @@ def kanon_attack(
 
 def dedetect(
     x: torch.Tensor,
-    face_scores: Callable[[torch.Tensor], torch.Tensor],
-    detected: Callable[[torch.Tensor], torch.Tensor],
-    threshold: float,
-    margin: float = 0.1,
+    detector_loss: LossFn,
+    detected: DoneFn,
     region: torch.Tensor | None = None,
     **kw,
 ) -> AttackResult:
-    """Lower every detector score on the face below ``threshold - margin`` (``face_scores: x -> (B, N)`` the
-    pre-NMS scores of candidates on the face), until the full detector (``detected: x -> (B,) bool``, with its
-    NMS and default threshold) no longer finds it. Only pixels in ``region`` change."""
-    def loss(a):
-        return F.relu(face_scores(a) - threshold + margin).sum(1)
-
-    def done(a):
-        return ~detected(a)
-
-    return iterate(x, loss, done, region=region, **kw)
+    """Face de-detection: descend ``detector_loss`` (``J_det``: the detector's pre-NMS scores on the face pushed
+    below its thresholds by a margin, e.g. ``MTCNNDetector.cascade_loss``) until the full detector
+    (``detected: x -> (B,) bool``, with its NMS and threshold) no longer finds the face. Only pixels in ``region``
+    change."""
+    return iterate(x, detector_loss, lambda a: ~detected(a), region=region, **kw)

@@ -3,8 +3,12 @@
 * ``ifgvm``: open-set dodging against FaceNet (white box): the face square is moved, within an L-infinity budget,
   until its embedding is ``strength`` away from the original's (unit vectors; 1.0 is FaceNet's match distance), so
   a search by face no longer finds the person. Deterministic: the same face gets the same change.
-De-detection is measured by `deid evaluate --attack dedetect` on face crops, but is not offered here: a face
-de-detected in its crop was still found by MTCNN in the whole frame (other pyramid alignment, more context).
+* ``dedetect``: face de-detection against MTCNN (white box) on the whole frame: the faces are changed until MTCNN,
+  run on the whole 8-bit frame, finds none of them. A face de-detected in a crop of the frame was still found in the
+  frame (its image pyramid is resampled from another size, so other candidates reach R-Net and O-Net); the loss is
+  therefore averaged over random trims of the frame's borders (expectation over the pyramid's alignment) and the
+  stopping rule is the detector on the frame itself. Budgets escalate (6, 10, 14, 20 grey levels) until it works;
+  a face MTCNN still finds at the largest is frosted instead (fail closed). Slow: a CPU needs minutes per frame.
 
 The method changes the face square at the region's own resolution and paste it back without feathering: the change is
 already invisible, and a feathered edge would cut into the pattern that makes it work.
@@ -14,7 +18,10 @@ from __future__ import annotations
 
 import torch
 
+import numpy as np
+
 from deidcli.methods import adversarial as adv
+from deidcli.methods import naive
 from deidcli.methods.basis_methods import face_square
 
 STEPS = 50
@@ -41,3 +48,70 @@ def ifgvm_method(x, s, scale, g, color, inner, track, model):
         return adv.ifgvm_embedding(face, rec.embed, min_distance=s, steps=STEPS, alpha=ALPHA, eps=EPS).x
 
     return _attack_square(x, inner, rec.framing, attack)
+
+
+DEDETECT_BUDGETS = (6 / 255, 10 / 255, 14 / 255, 20 / 255)
+DEDETECT_REGION = 1.2  # the change may reach 20% beyond the face box (methods.md section 7)
+JITTER = 12  # pixels trimmed at random from each border per sample: the pyramid's alignment in another image
+SAMPLES = 2  # trims averaged per step
+FALLBACK_SIGMA, FALLBACK_GRAIN = 24.0, 0.08  # frost's defaults, for a face the attack could not hide
+
+
+def face_masks(shape: tuple[int, int], boxes: np.ndarray, grow: float) -> torch.Tensor:
+    """``(1, 1, H, W)`` union of ``boxes: (N, 4)`` grown by ``grow`` about their centres."""
+    h, w = shape
+    m = torch.zeros((1, 1, h, w))
+    for x1, y1, x2, y2 in boxes:
+        cx, cy, hw, hh = (x1 + x2) / 2, (y1 + y2) / 2, (x2 - x1) * grow / 2, (y2 - y1) * grow / 2
+        m[..., max(0, int(cy - hh)):min(h, int(np.ceil(cy + hh))), max(0, int(cx - hw)):min(w, int(np.ceil(cx + hw)))] = 1
+    return m
+
+
+def dedetect_frame(frame: np.ndarray, boxes: np.ndarray, detector, margin: float = 0.1, steps: int = 50,
+                   budgets: tuple[float, ...] = DEDETECT_BUDGETS, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Hide the faces at ``boxes: (N, 4)`` of ``frame`` (``H x W x 3`` uint8 RGB) from ``detector`` (an
+    ``MTCNNDetector``), each candidate ``margin`` below MTCNN's thresholds. Returns the new frame and, per box,
+    whether the detector still finds it there (those the caller must anonymize otherwise)."""
+    boxes = np.asarray(boxes, dtype=np.float32).reshape(-1, 4)
+    x = torch.from_numpy(np.ascontiguousarray(frame)).permute(2, 0, 1)[None].float() / 255
+    faces = torch.from_numpy(boxes)[None]
+    region = face_masks(frame.shape[:2], boxes, DEDETECT_REGION)
+    g = torch.Generator().manual_seed(seed)
+
+    def loss(a: torch.Tensor) -> torch.Tensor:
+        total = a.new_zeros(1)
+        for _ in range(SAMPLES):
+            l, t, r, b = torch.randint(0, JITTER + 1, (4,), generator=g).tolist()
+            part = a[..., t:a.shape[-2] - b, l:a.shape[-1] - r]
+            total = total + detector.cascade_loss(part, faces - torch.tensor([l, t, l, t]), margin, min_iou=0.05)
+        return total / SAMPLES
+
+    def found(a: torch.Tensor) -> np.ndarray:
+        image = (a[0].permute(1, 2, 0).clamp(0, 1) * 255).round().byte().numpy()
+        return np.array([detector.finds(image, box) for box in boxes], dtype=bool)
+
+    def attack(idx: torch.Tensor, start: torch.Tensor, eps: float) -> adv.AttackResult:
+        return adv.dedetect(x, loss, lambda a: torch.tensor([found(a).any()]), region=region, start=start,
+                            steps=steps, alpha=1 / 255, eps=eps, norm="l2")
+
+    r, _ = adv.escalate(x, attack, budgets)
+    out = (r.x[0].permute(1, 2, 0).clamp(0, 1) * 255).round().byte().numpy()
+    return out, found(r.x)
+
+
+def dedetect_crops(x, s, scale, g, color, inner, track, model):
+    """De-detection of each crop on its own, the face being the crop's central ``inner`` share (for callers
+    without a frame; `deid run` goes through :func:`dedetect_frame`). A crop whose face MTCNN still finds is
+    frosted (fail closed)."""
+    out = []
+    for crop in x:
+        h, w = crop.shape[-2:]
+        side_h, side_w = h * inner, w * inner
+        box = np.array([[(w - side_w) / 2, (h - side_h) / 2, (w + side_w) / 2, (h + side_h) / 2]])
+        image = (crop.detach().float().cpu().permute(1, 2, 0).clamp(0, 1) * 255).round().byte().numpy()
+        done, still_found = dedetect_frame(image, box, model, margin=s)
+        y = torch.from_numpy(done).permute(2, 0, 1)[None].to(x.device, torch.float32) / 255
+        if still_found.any():
+            y = naive.gaussian_noise(naive.fast_gaussian_blur(y, FALLBACK_SIGMA * h / 112), FALLBACK_GRAIN, generator=g)
+        out.append(y[0].to(x.dtype))
+    return torch.stack(out)

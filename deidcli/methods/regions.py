@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
 
 from deidcli.detections import Detections
-from deidcli.methods.registry import Method
+from deidcli.methods.registry import METHODS, Method
 
 FEATHER = 0.08  # fraction of the ellipse radius over which the mask fades out
 
@@ -96,6 +96,15 @@ def anonymize_frame(
     out = frame.copy()
     if len(detections) == 0:
         return out
+    method = style.method
+    if method.frame_fn is not None:
+        strength = method.default_strength if style.strength is None else style.strength
+        out, still_found = method.frame_fn(out, detections.xyxy, method.model, strength)
+        if not still_found.any():
+            return out
+        # Fail closed: what the method could not handle is frosted rather than left as it was.
+        frost = replace(style, method=METHODS["frost"], strength=None)
+        return anonymize_frame(out, detections[np.asarray(still_found)], frost, frame_index, device)
     h, w = frame.shape[:2]
     boxes = square_boxes(detections.xyxy) if style.method.exact_crop else detections.xyxy
     scaled = scale_boxes(boxes, style.mask_scale)

@@ -32,6 +32,10 @@ class Method:
     # Adversarial methods change a recognizer's square crop exactly: the region is made square (the box's height
     # both ways) and pasted back unfeathered, so the model later reads the very pixels the attack optimised.
     exact_crop: bool = False
+    # Methods that must see the whole frame (a detector's image pyramid spans it): ``frame_fn(frame, boxes, model,
+    # strength) -> (frame, still_found)``; regions it could not handle are frosted by anonymize_frame.
+    frame_fn: Callable[..., tuple[Any, Any]] | None = None
+    faces_only: bool = False  # aimed at a face detector: meaningless (and leaky) on bodies and plates
     model: Any = None
 
     def bind(self, model: Any) -> "Method":
@@ -118,6 +122,11 @@ METHODS: dict[str, Method] = {
             "ifgvm", 1.0, "FaceNet embedding distance to reach from the original (1.0 = no longer a match)",
             "higher", False, adversarial_methods.ifgvm_method, "facenet", True,
         ),
+        Method(
+            "dedetect", 0.1, "margin below MTCNN's thresholds that every candidate on the face must fall", "higher",
+            False, adversarial_methods.dedetect_crops, "mtcnn", frame_fn=adversarial_methods.dedetect_frame,
+            faces_only=True,
+        ),
 
     )
 }
@@ -134,6 +143,10 @@ def get_method(
         raise ValueError(f"unknown method {name!r}; choose one of {', '.join(METHODS)}") from None
     if method.needs is None:
         return method
+    if method.needs == "mtcnn":
+        from deidcli.detection.mtcnn import MTCNNDetector
+
+        return method.bind(MTCNNDetector(device=str(device)))
     if method.needs == "facenet":
         from deidcli.evaluation.recognizer import FaceNetRecognizer
 
