@@ -419,7 +419,8 @@ def evaluate_cmd(
                                                        "--attack kanon).")] = None,
     steps: Annotated[int, typer.Option(help="Iterations of the adversarial methods.")] = 50,
     eps: Annotated[Optional[float], typer.Option(
-        help="Largest change per pixel of the adversarial methods, in 0-255 units [default: 4, dedetect 10].")] = None,
+        help="Largest change per pixel of the adversarial methods, in 0-255 units (default: ifgvm 5, "
+             "ifgvm-targeted and kanon 4, dedetect 6 rising to 20 per face).")] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print the results as JSON on stdout.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
 ) -> None:

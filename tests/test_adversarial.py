@@ -247,3 +247,20 @@ def test_dedetect_is_refused_for_bodies_and_plates():
     with pytest.raises(ConfigError, match="cannot cover a body"):
         DeidConfig().with_overrides(method="dedetect", targets="face,body")
     DeidConfig().with_overrides(method="face=dedetect,body=frost", targets="face,body")
+
+
+@pytest.mark.slow
+def test_dedetect_through_deid_run(tmp_path):
+    """`deid run --method dedetect`: CenterFace finds the face, MTCNN no longer does in the written file."""
+    from PIL import Image
+
+    from conftest import run_deid
+
+    image, _, detector = _astronaut_face()
+    src, out = tmp_path / "face.png", tmp_path / "out.png"
+    Image.fromarray(image).save(src)
+    r = run_deid("run", src, "-o", out, "--method", "dedetect", "-q", "--json")
+    assert r.returncode == 0, r.stderr
+    result = np.asarray(Image.open(out).convert("RGB"))
+    assert len(detector.detect(result, 1.0)) == 0
+    assert 0 < np.abs(result.astype(int) - image).max() <= 20

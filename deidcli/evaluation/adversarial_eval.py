@@ -208,10 +208,11 @@ def _u8(crop: torch.Tensor) -> np.ndarray:
 
 
 ATTACKS = ("ifgvm", "ifgvm-targeted", "kanon", "dedetect")
-# Default L-infinity budgets, 0-1 units. 4 grey levels keep any face above 36.1 dB PSNR (20 log10(255 / 4)), which
-# fooling FaceNet needs no more than. MTCNN's R/O-Net see the face at 24 and 48 px, where a change is averaged over
-# many pixels: 10 levels hid 13 of 16 faces, the other three needed 14, so de-detection escalates per face.
-DEFAULT_EPS = {"ifgvm": 4 / 255, "ifgvm-targeted": 4 / 255, "kanon": 4 / 255,
+# Default L-infinity budgets, 0-1 units. Untargeted I-FGVM on 61 faces: 4 grey levels left FaceNet rank-1 at 6.6%
+# (face PSNR >= 36.5 dB), 5 brought it to 0% (mean 37.2 dB, lowest 34.6). The targeted and k-anonymity attacks need
+# no more than 4 (PSNR >= 36.1 dB whatever happens). MTCNN's R/O-Net see the face at 24 and 48 px, where a change
+# is averaged over many pixels: 10 levels hid 13 of 16 faces, the other three needed 14, so de-detection escalates.
+DEFAULT_EPS = {"ifgvm": 5 / 255, "ifgvm-targeted": 4 / 255, "kanon": 4 / 255,
                "dedetect": (6 / 255, 10 / 255, 14 / 255, 20 / 255)}
 
 
