@@ -21,6 +21,7 @@ from deidcli.evaluation.kanon_test import k_anonymity_rank_test
 from deidcli.evaluation.msvdd import msvdd_identification
 from deidcli.evaluation.recognizer import Recognizer, embed_faces, face_crops
 from deidcli.methods import adversarial as adv
+from deidcli.methods.adversarial_methods import face_masks, to_image
 from deidcli.methods.eigenfaces import resize
 from deidcli.photos import Photo
 
@@ -82,17 +83,6 @@ def paste_back(photo: Photo, crop: torch.Tensor, attacked: torch.Tensor, rec: Re
     ya, yb, xa, xb = max(0, sy0), min(h, sy0 + n), max(0, sx0), min(w, sx0 + n)
     img[ya:yb, xa:xb] += delta[ya - sy0:yb - sy0, xa - sx0:xb - sx0]
     return (np.clip(img, 0, 1) * 255).round().astype(np.uint8)
-
-
-def box_mask(boxes: torch.Tensor, grow: float, size: int) -> torch.Tensor:
-    """``(B, 1, size, size)`` masks of ``boxes: (B, 4)`` grown by ``grow`` about their centres."""
-    c = (boxes[:, :2] + boxes[:, 2:]) / 2
-    half = (boxes[:, 2:] - boxes[:, :2]) * grow / 2
-    lo, hi = (c - half).view(-1, 2, 1, 1), (c + half).view(-1, 2, 1, 1)
-    g = torch.arange(size, dtype=torch.float32) + 0.5
-    inside_x = (g.view(1, 1, -1) >= lo[:, 0]) & (g.view(1, 1, -1) < hi[:, 0])
-    inside_y = (g.view(1, -1, 1) >= lo[:, 1]) & (g.view(1, -1, 1) < hi[:, 1])
-    return (inside_x & inside_y).float()[:, None]
 
 
 def whole_photo_detection(faces: Faces, attacked: torch.Tensor, rec: Recognizer, attacked_detector, unseen) -> dict:
@@ -173,10 +163,10 @@ def run_attack(faces: Faces, rec: Recognizer, kind: str, steps: int = 50, alpha:
         extra["rank_hit"] = float((ranks == rank.numpy()).mean())
     elif kind == "dedetect":
         face = torch.from_numpy(faces.boxes_in_crops(rec)).float()
-        region = box_mask(face, 1.2, x.shape[-1])
+        region = torch.cat([face_masks(x.shape[-2:], f[None].numpy(), 1.2) for f in face])
 
         def detected(a: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
-            return torch.tensor([detector.finds(_u8(c), face[i].numpy()) for c, i in zip(a, idx.tolist())])
+            return torch.tensor([detector.finds(to_image(c), face[i].numpy()) for c, i in zip(a, idx.tolist())])
 
         def attack(idx: torch.Tensor, start: torch.Tensor, budget: float) -> adv.AttackResult:
             return adv.dedetect(x[idx], lambda a: detector.cascade_loss(a, face[idx], min_iou=0.05),
@@ -201,10 +191,6 @@ def run_attack(faces: Faces, rec: Recognizer, kind: str, steps: int = 50, alpha:
            "crop_steps_per_s": round(float(r.steps.sum()) / seconds, 2) if seconds else None,
            "white_box": identification(faces, e, rec.match_distance), "msvdd": msvdd_report(faces, e), **extra}
     return r.x, out
-
-
-def _u8(crop: torch.Tensor) -> np.ndarray:
-    return (crop.detach().permute(1, 2, 0).clamp(0, 1) * 255).round().byte().numpy()
 
 
 ATTACKS = ("ifgvm", "ifgvm-targeted", "kanon", "dedetect")
