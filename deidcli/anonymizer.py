@@ -16,7 +16,7 @@ from deidcli.detection.yolo import YoloDetector
 from deidcli.detections import Detections
 from deidcli.errors import ConfigError, ModelUnavailableError
 from deidcli.methods import get_method
-from deidcli.methods.regions import RegionStyle, anonymize_frame
+from deidcli.methods.regions import FallbackLog, RegionStyle, anonymize_frame
 from deidcli.targets import CLASS_ID, parse_targets, per_target
 
 
@@ -96,21 +96,22 @@ class FrameAnonymizer:
             np.concatenate([p.class_id for p in parts]),
         )
 
-    def anonymize(self, image: np.ndarray, dets: Detections, index: int = 0, consent_log: ConsentLog | None = None
-                  ) -> np.ndarray:
+    def anonymize(self, image: np.ndarray, dets: Detections, index: int = 0, consent_log: ConsentLog | None = None,
+                  fallbacks: FallbackLog | None = None) -> np.ndarray:
         """A copy of ``image`` with every region in ``dets`` anonymized with its target's style (except the faces
-        of consented people, checked on this frame's pixels, with each decision added to ``consent_log``)."""
+        of consented people, checked on this frame's pixels, with each decision added to ``consent_log``); regions
+        a method could not do are frosted and counted in ``fallbacks``."""
         if self.consent is not None:
             dets = split_consented(image, dets, self.consent, CLASS_ID["face"], index, consent_log)
         out = image
         for cid, style in self.styles.items():
             subset = dets[dets.class_id == cid] if len(self.styles) > 1 else dets
             if len(subset):
-                out = anonymize_frame(out, subset, style, index, self.device)
+                out = anonymize_frame(out, subset, style, index, self.device, fallbacks)
         return out.copy() if out is image else out
 
-    def __call__(self, image: np.ndarray, index: int = 0, consent_log: ConsentLog | None = None
-                 ) -> tuple[np.ndarray, Detections]:
+    def __call__(self, image: np.ndarray, index: int = 0, consent_log: ConsentLog | None = None,
+                 fallbacks: FallbackLog | None = None) -> tuple[np.ndarray, Detections]:
         """Detect and anonymize one image on its own (no tracking): the anonymized copy and what was found."""
         dets = self.detect(image)
-        return self.anonymize(image, dets, index, consent_log), dets
+        return self.anonymize(image, dets, index, consent_log, fallbacks), dets

@@ -145,6 +145,7 @@ def run(
     from deidcli.anonymizer import FrameAnonymizer
     from deidcli.config import load_config
     from deidcli.media import plan_jobs
+    from deidcli.outputs import remove_stale_temporaries
     from deidcli.pipeline import run_jobs
     from deidcli.progress import FrameProgress
     from deidcli.report import build_report, write_report
@@ -162,6 +163,8 @@ def run(
     jobs = plan_jobs(inputs, output)
     if detections is not None and (len(jobs) != 1 or jobs[0].kind != "video"):
         raise ConfigError("--detections applies to exactly one video input")
+    for folder in {j.dst.parent for j in jobs}:  # what runs killed with kill -9 left behind
+        remove_stale_temporaries(folder, recursive=False)
     anonymizer = FrameAnonymizer.from_config(cfg)  # models and --consented photos load before the bar appears
     with FrameProgress(enabled=not quiet) as bar:
         results = run_jobs(jobs, cfg, anonymizer, on_start=bar.start, on_advance=bar.advance, detections=detections)
@@ -192,6 +195,8 @@ def run(
                     f"{r.output}  ({r.frames} frames, {sum(r.faces_per_frame)} detections, {r.fps:.1f} fps"
                     f"{audit_note})", err=True
                 )
+                for note in r.notes + [f"{n} region(s) frosted instead: {why}" for why, n in r.fallbacks.counts.items()]:
+                    typer.echo(f"  note: {note}", err=True)
     if failed:
         raise typer.Exit(failed[0].exit_code)
     if leaked:
@@ -517,12 +522,27 @@ def fit_pca(
     typer.echo(f"{output}: {basis.rank} eigenfaces from {basis.source}" + (f"; {missed} photos without a face" if missed else ""))
 
 
-def _on_sigterm(signum, frame) -> None:
+def _on_signal(signum, frame) -> None:
     raise KeyboardInterrupt
 
 
+def _usage_line(exc: Exception) -> str:
+    """A usage error as one line, with a hint for file names that look like options."""
+    message = exc.format_message() if hasattr(exc, "format_message") else str(exc)
+    message = " ".join(message.split())
+    dashed = [a for a in sys.argv[1:] if a.startswith("-") and a != "-" and Path(a).exists()]
+    if dashed:
+        message += f" ({dashed[0]} is a file: give it as ./{dashed[0]} or after --)"
+    ctx = getattr(exc, "ctx", None)
+    if ctx is not None:
+        message += f"; see '{ctx.command_path} --help'"
+    return message
+
+
 def main() -> None:
-    signal.signal(signal.SIGTERM, _on_sigterm)  # so temporary outputs are removed on kill, as on Ctrl-C
+    # SIGTERM (kill) and SIGHUP (terminal closed) end a run as Ctrl-C does: temporary outputs removed, exit 130.
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, _on_signal)
     try:
         # Without standalone mode click hands back the exit code of typer.Exit instead of exiting.
         rc = app(standalone_mode=False)
@@ -538,5 +558,10 @@ def main() -> None:
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
     except typer.TyperException as exc:  # usage errors: unknown option, bad value (typer >= 0.29 vendors click)
-        exc.show()
+        from typer._click.exceptions import NoArgsIsHelpError
+
+        if isinstance(exc, NoArgsIsHelpError):
+            exc.show()
+        else:
+            typer.echo(f"deid: error: {_usage_line(exc)}", err=True)
         sys.exit(int(ExitCode.USAGE))

@@ -40,7 +40,7 @@ class DeidConfig:
     seed: int = 0
     device: str = "auto"
     # output
-    codec: str = "libx264"
+    codec: str = "auto"  # the output container's own encoder: libx264, libvpx-vp9 for WebM
     crf: int = 18
     preset: str = "veryfast"
     strip_metadata: bool = False

@@ -5,11 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from deidcli.errors import InputNotFoundError, InvalidMediaError, NoMediaError
-from deidcli.outputs import SUFFIX, TMP_MARK, default_output
+from deidcli.errors import ConfigError, InputNotFoundError, InvalidMediaError, NoMediaError
+from deidcli.outputs import SUFFIX, TMP_MARK, default_output, mirrored_name
 
 IMAGE_EXTS = {".jpg", ".jpeg", ".png"}
-VIDEO_EXTS = {".mp4", ".mov", ".m4v", ".mkv", ".avi", ".webm", ".mts", ".m2ts", ".ts", ".mpg", ".mpeg", ".wmv"}
+# Drone and camera files: DJI's .LRF previews and Insta360's .insv are MP4, GoPro MAX's .360 holds two lenses.
+VIDEO_EXTS = {".mp4", ".mov", ".m4v", ".mkv", ".avi", ".webm", ".mts", ".m2ts", ".ts", ".mpg", ".mpeg", ".wmv",
+              ".mxf", ".lrf", ".insv", ".360", ".3gp", ".flv", ".vob", ".asf", ".qt"}
 
 
 @dataclass(frozen=True)
@@ -53,16 +55,33 @@ def plan_jobs(inputs: list[Path], output: Path | None) -> list[Job]:
             expanded.append((p, None))
 
     single = len(expanded) == 1 and expanded[0][1] is None
+    if output is not None and not single and kind_of(output) and not output.is_dir():
+        raise ConfigError(f"-o {output} names one file, but there are {len(expanded)} inputs: give a folder")
     jobs = []
     for f, folder in expanded:
         if output is not None:
             if single and output.suffix and not output.is_dir():
                 dst = output
             else:
-                dst = output / default_output(f).name if folder is None else output / f.name
+                dst = output / default_output(f).name if folder is None else output / mirrored_name(f)
         elif folder is not None:
-            dst = folder.with_name(folder.name + SUFFIX) / f.name
+            dst = folder.with_name(folder.name + SUFFIX) / mirrored_name(f)
         else:
             dst = default_output(f)
         jobs.append(Job(f, dst, kind_of(f)))
+    _check_distinct(jobs)
     return jobs
+
+
+def _check_distinct(jobs: list[Job]) -> None:
+    """Two inputs may not write one output, and no output may be another input: refused before any work."""
+    sources = {j.src.resolve(): j.src for j in jobs}
+    seen: dict[Path, Path] = {}
+    for j in jobs:
+        key = j.dst.resolve()
+        if key in seen:
+            raise ConfigError(f"{seen[key]} and {j.src} would both be written to {j.dst}; give them separate -o "
+                              f"folders")
+        if key in sources and sources[key] != j.src:
+            raise ConfigError(f"the output of {j.src} would overwrite the input {sources[key]}")
+        seen[key] = j.src

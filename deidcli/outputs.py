@@ -14,8 +14,25 @@ TMP_MARK = ".deid-tmp-"
 
 
 def default_output(src: Path) -> Path:
-    """``clip.mp4`` -> ``clip_anonymized.mp4`` beside the input."""
-    return src.with_name(f"{src.stem}{SUFFIX}{src.suffix}")
+    """``clip.mp4`` -> ``clip_anonymized.mp4`` beside the input (``.mpg`` -> ``.mkv``: a container deid does not
+    write is written as one that holds the same streams)."""
+    from deidcli.video.containers import output_suffix
+
+    return src.with_name(f"{src.stem}{SUFFIX}{output_suffix(src)}")
+
+
+def mirrored_name(src: Path) -> str:
+    """The name of ``src``'s output inside an output folder: its own, with the container rule of
+    :func:`default_output`."""
+    from deidcli.video.containers import output_suffix
+
+    return f"{src.stem}{output_suffix(src)}" if output_suffix(src) != src.suffix else src.name
+
+
+def temporary_beside(dst: Path, tag: str, suffix: str) -> Path:
+    """A hidden working file beside ``dst`` (an extra stream, a cover picture), named so a later run removes it
+    when this process has died: ``.NAME.deid-tmp-PID.TAG.SUFFIX``."""
+    return dst.with_name(f".{dst.stem}{TMP_MARK}{os.getpid()}.{tag}{suffix}")
 
 
 @contextlib.contextmanager
@@ -45,3 +62,30 @@ def atomic_output(dst: Path, overwrite: bool = False, src: Path | None = None) -
     finally:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
+
+
+def remove_stale_temporaries(folder: Path, recursive: bool = True) -> list[Path]:
+    """Delete the temporary outputs of runs that were killed (their process is gone); returns what was removed.
+
+    A temporary names its process (``.NAME.deid-tmp-PID...``), so one whose process still runs is never touched.
+    """
+    removed: list[Path] = []
+    if not folder.is_dir():
+        return removed
+    for path in (folder.rglob if recursive else folder.glob)(f"*{TMP_MARK}*"):
+        pid = path.name.split(TMP_MARK, 1)[1].split(".", 1)[0]
+        if pid.isdigit() and not _alive(int(pid)):
+            with contextlib.suppress(OSError):
+                path.unlink()
+                removed.append(path)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

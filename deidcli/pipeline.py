@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import queue
 import threading
@@ -18,13 +19,18 @@ from deidcli.config import DeidConfig
 from deidcli.consent import ConsentLog
 from deidcli.detections import Detections
 from deidcli.detections_io import frame_line, header, read_detections
-from deidcli.errors import DeidError, InvalidMediaError
+from deidcli.errors import DecodeError, DeidError, InvalidMediaError
 from deidcli.media import Job
-from deidcli.outputs import atomic_output
+from deidcli.methods.regions import FallbackLog
+from deidcli.outputs import atomic_output, temporary_beside
 from deidcli.targets import TARGETS
 from deidcli.tracking import ByteTracker, CoverageSettings, TemporalCoverage
+from deidcli.covers import cover_suffix, read_cover, write_cover
 from deidcli.video import EncodeSettings, VideoReader, VideoWriter
+from deidcli.video.containers import plan_output, single_stream_plan
+from deidcli.video.grafts import write_graft_file
 from deidcli.video.reader import Frame
+from deidcli.video.writer import Extras
 
 QUEUE_FRAMES = 4  # frames buffered between stages: bounds memory whatever the video's length
 
@@ -49,6 +55,11 @@ class FileResult:
     tracks: dict[int, list[int]] = field(default_factory=dict)  # id -> [first, last, detected, filled frames]
     consent: ConsentLog = field(default_factory=ConsentLog)  # faces left visible under --consented
     detections_by_target: dict[str, int] = field(default_factory=dict)
+    fallbacks: FallbackLog = field(default_factory=FallbackLog)  # regions a method could not do: frosted instead
+    notes: list[str] = field(default_factory=list)  # streams converted or left out, pixel formats, and why
+    streams: list[dict] = field(default_factory=list)  # what the output holds of each source stream
+    other_video: list[dict] = field(default_factory=list)  # the file's other video streams, anonymized too
+    frames_undecodable: int = 0  # source packets that gave no picture (before a keyframe, hidden by an edit list)
     audit_leak_rate: float | None = None  # with --audit / --fail-on-leak
     duration_s: float | None = None  # of the source video, from its container
     seconds: float = 0.0
@@ -86,6 +97,12 @@ class FileResult:
                 for tid, (a, b, n, f) in sorted(self.tracks.items())
             ],
             "consented_visible": self.consent.as_list(),
+            "regions_fallback": self.fallbacks.total,
+            "regions_fallback_reasons": self.fallbacks.as_dict(),
+            "frames_undecodable": self.frames_undecodable,
+            "streams": self.streams,
+            "other_video_streams": self.other_video,
+            "notes": self.notes,
             "audit_leak_rate": self.audit_leak_rate,
             "duration_s": self.duration_s,
             "seconds": round(self.seconds, 3),
@@ -176,6 +193,113 @@ class _Decoder:
             yield item
 
 
+def _anonymize_stream(
+    reader: VideoReader,
+    writer: VideoWriter,
+    anonymizer: FrameAnonymizer,
+    cfg: DeidConfig,
+    result: FileResult,
+    on_advance: AdvanceHook | None = None,
+    detections: Path | None = None,
+) -> None:
+    """Decode | detect + anonymize | encode one video stream through ``writer``, which is closed (or aborted on any
+    failure) before this returns."""
+    info = reader.info
+    stop = threading.Event()
+    decoder = _Decoder(reader, stop)
+    done: queue.Queue = queue.Queue(QUEUE_FRAMES)
+
+    def write() -> None:
+        while not stop.is_set():
+            try:
+                item = done.get(timeout=0.1)
+            except queue.Empty:
+                continue
+            if item is _DONE:
+                return
+            image, pts = item
+            writer.write(image, pts)
+
+    stages = [decoder.stage, _Stage(write)]
+    for s in stages:
+        s.start()
+    frames = decoder.frames(stages)
+    if detections is not None:
+        regions = stored_regions(frames, detections, info, result)
+    else:
+        regions = tracked_regions(frames, anonymizer, cfg, info.frame_rate, result)
+    try:
+        for frame, dets in regions:
+            image = anonymizer.anonymize(frame.image, dets, frame.index, result.consent, result.fallbacks)
+            result.regions_per_frame.append(len(dets))
+            if not _put_checked(done, (image, frame.pts), stages):
+                break
+            if on_advance:
+                on_advance(1)
+        _put_checked(done, _DONE, stages)
+        stages[1].join()
+        _raise_stage_errors(stages)
+        writer.close()
+    except BaseException:
+        stop.set()
+        writer.abort()
+        _drain(done)
+        raise
+    finally:
+        stop.set()
+        for s in stages:
+            s.join(timeout=5)
+    result.frames_undecodable += reader.undecodable
+
+
+def _prepare_extras(job: Job, info, plan, anonymizer: FrameAnonymizer, cfg: DeidConfig, settings: EncodeSettings,
+                    result: FileResult, temps: contextlib.ExitStack, on_advance: AdvanceHook | None) -> Extras:
+    """Anonymize the file's other video streams and cover pictures, and gather its opaque telemetry, into hidden
+    files beside the output (removed when ``temps`` closes)."""
+    extras = Extras()
+
+    def temporary(tag: str, suffix: str) -> Path:
+        path = temporary_beside(job.dst, tag, suffix)
+        temps.callback(path.unlink, missing_ok=True)
+        return path
+
+    video_number = 0
+    for o in plan.streams:
+        s = o.source
+        if s.role in ("main", "video"):
+            video_number += 1
+        if o.action != "encode" or s.index == info.index:
+            continue
+        if s.role == "video":
+            reader = VideoReader(job.src, video=video_number - 1)
+            path = temporary(f"stream{s.index}", ".nut")
+            part = FileResult(str(job.src), str(path), "video")
+            writer = VideoWriter(reader.info, settings, path, single_stream_plan(reader.info, plan.encoder))
+            _anonymize_stream(reader, writer, anonymizer, cfg, part, on_advance)
+            result.other_video.append({"stream": s.index, "frames": len(part.faces_per_frame),
+                                       "detections": int(sum(part.faces_per_frame)),
+                                       "regions_fallback": part.fallbacks.as_dict()})
+            result.fallbacks.merge(part.fallbacks)
+            extras.pictures[s.index] = path
+        elif s.role == "cover":
+            picture = read_cover(job.src, s)
+            if picture is None:
+                raise DecodeError(f"{job.src}: cover picture (stream {s.index}) cannot be decoded, so it cannot "
+                                  f"be anonymized")
+            anonymized, dets = anonymizer(picture, 0, result.consent, result.fallbacks)
+            path = temporary(f"cover{s.index}", cover_suffix(s))
+            write_cover(anonymized, s, path)
+            result.notes.append(f"stream {s.index}: cover picture anonymized ({len(dets)} detections)")
+            extras.pictures[s.index] = path
+    grafts = [o.source for o in plan.streams if o.action == "graft"]
+    if grafts:
+        extras.grafts = temporary("telemetry", ".mp4")
+        write_graft_file(job.src, grafts, extras.grafts)
+        names = ", ".join(f"{g.fourcc} ({g.metadata.get('handler_name', 'no name')})" for g in grafts)
+        result.notes.append(f"telemetry tracks copied as they are: {names}")
+    return extras
+
+
 def process_video(
     job: Job,
     anonymizer: FrameAnonymizer,
@@ -186,62 +310,32 @@ def process_video(
 ) -> FileResult:
     """Anonymize one video into ``job.dst``; on any failure nothing is left under that name.
 
-    With ``detections`` (a ``deid detect`` file) its regions are used and the detector does not run.
+    Every video stream is anonymized (a second camera, a cover picture), every other stream is kept as the plan
+    says (:func:`deidcli.video.containers.plan_output`). With ``detections`` (a ``deid detect`` file) its regions
+    are used for the first video stream and the detector does not run there.
     """
     result = FileResult(str(job.src), str(job.dst), "video")
     t0 = time.perf_counter()
     reader = VideoReader(job.src)
     info = reader.info
     result.width, result.height, result.duration_s = info.width, info.height, info.duration_s
-    if on_start:
-        on_start(info.frames or None, job.src.name)
     settings = EncodeSettings(cfg.codec, cfg.crf, cfg.preset, cfg.strip_metadata)
-    with atomic_output(job.dst, cfg.overwrite, job.src) as tmp:
-        writer = VideoWriter(info, settings, tmp)
-        stop = threading.Event()
-        decoder = _Decoder(reader, stop)
-        done: queue.Queue = queue.Queue(QUEUE_FRAMES)
-
-        def write() -> None:
-            while not stop.is_set():
-                try:
-                    item = done.get(timeout=0.1)
-                except queue.Empty:
-                    continue
-                if item is _DONE:
-                    return
-                image, pts = item
-                writer.write(image, pts)
-
-        stages = [decoder.stage, _Stage(write)]
-        for s in stages:
-            s.start()
-        frames = decoder.frames(stages)
-        if detections is not None:
-            regions = stored_regions(frames, detections, info, result)
-        else:
-            regions = tracked_regions(frames, anonymizer, cfg, info.frame_rate, result)
-        try:
-            for frame, dets in regions:
-                image = anonymizer.anonymize(frame.image, dets, frame.index, result.consent)
-                result.regions_per_frame.append(len(dets))
-                if not _put_checked(done, (image, frame.pts), stages):
-                    break
-                if on_advance:
-                    on_advance(1)
-            _put_checked(done, _DONE, stages)
-            stages[1].join()
-            _raise_stage_errors(stages)
-            writer.close()
-        except BaseException:
-            stop.set()
-            writer.abort()
-            _drain(done)
-            raise
-        finally:
-            stop.set()
-            for s in stages:
-                s.join(timeout=5)
+    plan = plan_output(info, job.dst, cfg.codec, cfg.strip_metadata)
+    result.notes += plan.notes
+    result.streams = [{"index": o.source.index, "type": o.source.type, "codec": o.source.codec,
+                       "fourcc": o.source.fourcc or None, "action": o.action,
+                       **({"to": o.codec} if o.action in ("encode", "convert") else {})} for o in plan.streams]
+    if on_start:
+        on_start(sum(s.packets for s in info.video_streams) or None, job.src.name)
+    with atomic_output(job.dst, cfg.overwrite, job.src) as tmp, contextlib.ExitStack() as temps:
+        extras = _prepare_extras(job, info, plan, anonymizer, cfg, settings, result, temps, on_advance)
+        writer = VideoWriter(info, settings, tmp, plan, extras)
+        if writer.pix_fmt_note:
+            result.notes.append(f"stream {info.index}: {writer.pix_fmt_note}")
+        _anonymize_stream(reader, writer, anonymizer, cfg, result, on_advance, detections)
+    if result.frames_undecodable:
+        result.notes.append(f"{result.frames_undecodable} frame(s) of the source cannot be decoded (no keyframe "
+                            f"before them, or hidden by an edit list): nothing of them is written")
     result.frames = len(result.faces_per_frame)
     result.seconds = time.perf_counter() - t0
     return result
@@ -344,7 +438,7 @@ def process_image(
         raise InvalidMediaError(f"{job.src}: not a readable image ({exc.__class__.__name__})") from None
     if on_start:
         on_start(1, job.src.name)
-    out, dets = anonymizer(rgb, 0, result.consent)
+    out, dets = anonymizer(rgb, 0, result.consent, result.fallbacks)
     result.count(dets)
     result.regions_per_frame = [len(dets)]
     result.frames = 1

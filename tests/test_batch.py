@@ -19,7 +19,8 @@ from PIL import Image
 
 from conftest import ffmpeg, run_deid
 from deidcli.batch.manifest import Manifest
-from deidcli.batch.tree import remove_stale_temporaries, scan, sniff
+from deidcli.batch.tree import scan, sniff
+from deidcli.outputs import remove_stale_temporaries
 from deidcli.outputs import TMP_MARK
 
 VOLATILE = {"started", "finished", "seconds", "fps", "pid", "host"}

@@ -22,7 +22,8 @@ from pathlib import Path
 
 from deidcli import __version__
 from deidcli.batch.manifest import Manifest
-from deidcli.batch.tree import Entry, remove_stale_temporaries, scan
+from deidcli.batch.tree import Entry, scan
+from deidcli.outputs import remove_stale_temporaries
 from deidcli.batch.worker import BatchWorker
 from deidcli.config import DeidConfig
 from deidcli.errors import ConfigError, ExitCode, InputNotFoundError, OutputNotWritableError

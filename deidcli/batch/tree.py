@@ -14,7 +14,7 @@ import av
 from PIL import Image, UnidentifiedImageError
 
 from deidcli.media import IMAGE_EXTS, VIDEO_EXTS
-from deidcli.outputs import TMP_MARK
+from deidcli.outputs import TMP_MARK, mirrored_name
 
 IMAGE_FORMATS = {"JPEG": ".jpg", "PNG": ".png"}  # what the image path reads and writes back in the same format
 
@@ -82,7 +82,7 @@ def scan(src: Path, dst: Path) -> list[Entry]:
                 if not target.is_file():
                     entries.append(Entry(path, rel, None, "unsafe", "symlink to something that is not a file"))
                     continue
-            out = dst_root / rel
+            out = (dst_root / rel).with_name(mirrored_name(path))
             if not _inside(out.resolve(), dst_root):
                 entries.append(Entry(path, rel, None, "unsafe", "output would land outside the destination"))
                 continue
@@ -94,26 +94,3 @@ def scan(src: Path, dst: Path) -> list[Entry]:
                     out = out.with_name(out.name + IMAGE_FORMATS[im.format])
             entries.append(Entry(path, rel, out, kind))
     return entries
-
-
-def remove_stale_temporaries(dst: Path) -> list[Path]:
-    """Delete temporary outputs left by a killed run (their process is gone); returns what was removed."""
-    removed = []
-    if not dst.is_dir():
-        return removed
-    for path in dst.rglob(f"*{TMP_MARK}*"):
-        pid = path.name.split(TMP_MARK, 1)[1].split(".", 1)[0]
-        if pid.isdigit() and not _alive(int(pid)):
-            path.unlink(missing_ok=True)
-            removed.append(path)
-    return removed
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True

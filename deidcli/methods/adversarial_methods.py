@@ -16,9 +16,10 @@ already invisible, and a feathered edge would cut into the pattern that makes it
 
 from __future__ import annotations
 
-import torch
+import hashlib
 
 import numpy as np
+import torch
 
 from deidcli.detections import box_iou
 from deidcli.methods import adversarial as adv
@@ -30,25 +31,41 @@ ALPHA = 1 / 255
 EPS = 4 / 255  # at most 4 grey levels per pixel: face PSNR stays above about 36 dB whatever happens
 
 
-def _attack_square(x: torch.Tensor, inner: float, framing: float, attack) -> torch.Tensor:
+def _attack_square(x: torch.Tensor, inner: float, framing: float, attack) -> tuple[torch.Tensor, torch.Tensor]:
     """Attack the face square at its own resolution: the model resamples it inside the loop, exactly as it will
-    when it reads the output, so the change survives (a change made at 160 px and resampled back did not)."""
+    when it reads the output, so the change survives (a change made at 160 px and resampled back did not).
+    ``attack(face) -> (face', met)``."""
     dtype = x.dtype
     x = x.float()
     _, _, h, w = x.shape
     y0, y1, x0, x1 = face_square(h, w, inner, framing)
     out = x.clone()
-    out[..., y0:y1, x0:x1] = attack(x[..., y0:y1, x0:x1].contiguous())
-    return out.to(dtype)
+    face, met = attack(x[..., y0:y1, x0:x1].contiguous())
+    out[..., y0:y1, x0:x1] = face
+    return out.to(dtype), met
+
+
+def random_start(x: torch.Tensor, eps: float) -> torch.Tensor:
+    """``x`` moved by uniform noise within half the budget, seeded by the pixels themselves (the same face gets the
+    same start, so a rerun gives the same file). Dodging starts where its loss, the embedding's similarity to
+    itself, is at its maximum: the gradient there is zero or numerical noise, and whether the attack moves at all
+    would depend on the machine's arithmetic."""
+    key = hashlib.blake2b(x.detach().float().cpu().numpy().tobytes(), digest_size=8).digest()
+    g = torch.Generator().manual_seed(int.from_bytes(key, "little") & 0x7FFF_FFFF_FFFF_FFFF)
+    noise = (torch.rand(x.shape, generator=g) * 2 - 1) * (eps / 2)
+    return (x + noise.to(x.device, x.dtype)).clamp(0, 1)
 
 
 def ifgvm_method(x, s, scale, g, color, inner, track, model):
     rec = model
 
     def attack(face):
-        return adv.ifgvm_embedding(face, rec.embed, min_distance=s, steps=STEPS, alpha=ALPHA, eps=EPS).x
+        r = adv.ifgvm_embedding(face, rec.embed, min_distance=s, steps=STEPS, alpha=ALPHA, eps=EPS,
+                                start=random_start(face, EPS))
+        return r.x, r.success
 
-    return _attack_square(x, inner, rec.framing, attack)
+    out, met = _attack_square(x, inner, rec.framing, attack)
+    return out, met, f"ifgvm: FaceNet distance {s:g} not reached within {round(EPS * 255)} grey levels"
 
 
 DEDETECT_BUDGETS = (6 / 255, 10 / 255, 14 / 255, 20 / 255)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import torch
@@ -12,6 +12,27 @@ from deidcli.detections import Detections
 from deidcli.methods.registry import METHODS, Method
 
 FEATHER = 0.08  # fraction of the ellipse radius over which the mask fades out
+
+
+@dataclass
+class FallbackLog:
+    """Regions a method could not do, frosted instead, counted by reason (the report's ``regions_fallback``)."""
+
+    counts: dict[str, int] = field(default_factory=dict)
+
+    def add(self, reason: str, n: int = 1) -> None:
+        self.counts[reason] = self.counts.get(reason, 0) + n
+
+    def merge(self, other: "FallbackLog") -> None:
+        for reason, n in other.counts.items():
+            self.add(reason, n)
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+    def as_dict(self) -> dict[str, int]:
+        return dict(sorted(self.counts.items()))
 
 
 @dataclass(frozen=True)
@@ -86,27 +107,34 @@ def anonymize_frame(
     style: RegionStyle,
     frame_index: int = 0,
     device: torch.device | str = "cpu",
+    fallbacks: FallbackLog | None = None,
 ) -> np.ndarray:
     """Return a copy of ``frame`` (``H x W x 3`` uint8 RGB) with every detected region anonymized.
 
     Each region is processed at its own resolution so the strength scales with its size; the random methods draw
     from a generator seeded by ``(seed, track id)`` for tracked regions, so a person's noise does not change from
     frame to frame, and by ``(seed, frame_index, region)`` otherwise; a rerun gives the same output.
+
+    Fail closed, region by region: a region whose method missed its goal, or whose written pixels hardly changed
+    (less than the method's ``min_change``; none at all for the adversarial methods), is frosted instead, and the
+    reason counted in ``fallbacks``.
     """
     out = frame.copy()
     if len(detections) == 0:
         return out
     method = style.method
+    frost = replace(style, method=METHODS["frost"], strength=None)
     if method.frame_fn is not None:
         strength = method.default_strength if style.strength is None else style.strength
         out, still_found = method.frame_fn(out, detections.xyxy, method.model, strength)
+        still_found = np.asarray(still_found, dtype=bool)
         if not still_found.any():
             return out
-        # Fail closed: what the method could not handle is frosted rather than left as it was.
-        frost = replace(style, method=METHODS["frost"], strength=None)
-        return anonymize_frame(out, detections[np.asarray(still_found)], frost, frame_index, device)
+        if fallbacks is not None:
+            fallbacks.add(f"{method.name}: the face is still found at the largest budget", int(still_found.sum()))
+        return anonymize_frame(out, detections[still_found], frost, frame_index, device)
     h, w = frame.shape[:2]
-    boxes = square_boxes(detections.xyxy) if style.method.exact_crop else detections.xyxy
+    boxes = square_boxes(detections.xyxy) if method.exact_crop else detections.xyxy
     scaled = scale_boxes(boxes, style.mask_scale)
     for i, (x1, y1, x2, y2) in enumerate(_pixel_boxes(scaled, w, h)):
         if x2 - x1 < 1 or y2 - y1 < 1:
@@ -114,18 +142,42 @@ def anonymize_frame(
         crop_np = out[y1:y2, x1:x2]
         crop = torch.from_numpy(np.ascontiguousarray(crop_np)).to(device)
         crop = crop.permute(2, 0, 1)[None].float().div_(255.0)
-        gen = None
         tid = -1 if detections.tracker_id is None else int(detections.tracker_id[i])
-        if style.method.random:
-            gen = torch.Generator(device=crop.device)
-            key = f"{style.seed}/track/{tid}" if tid >= 0 else f"{style.seed}/frame/{frame_index}/{i}"
-            gen.manual_seed(_stable_seed(key))
-        anon = style.method(
-            crop, style.strength, generator=gen, color=style.color, inner=1 / style.mask_scale,
-            track=tid if tid >= 0 else None,
-        )
         full = tuple(scaled[i] - np.array([x1, y1, x1, y1]))  # the unclipped box, in crop coordinates
-        m = region_mask(y2 - y1, x2 - x1, "box" if style.method.exact_crop else style.mask_shape, crop.device, full)
-        blended = m * anon + (1 - m) * crop
-        out[y1:y2, x1:x2] = blended[0].permute(1, 2, 0).mul(255.0).round_().clamp_(0, 255).byte().cpu().numpy()
+        written, reason = _region(crop, style, frame_index, i, tid, full)
+        if reason:
+            written, _ = _region(crop, frost, frame_index, i, tid, full)
+            if fallbacks is not None:
+                fallbacks.add(reason)
+        out[y1:y2, x1:x2] = written
     return out
+
+
+def _region(crop: torch.Tensor, style: RegionStyle, frame_index: int, i: int, tid: int, full
+            ) -> tuple[np.ndarray, str]:
+    """One region anonymized as it will be written (``h x w x 3`` uint8), and why it must be redone ("" if not)."""
+    method = style.method
+    gen = None
+    if method.random:
+        gen = torch.Generator(device=crop.device)
+        key = f"{style.seed}/track/{tid}" if tid >= 0 else f"{style.seed}/frame/{frame_index}/{i}"
+        gen.manual_seed(_stable_seed(key))
+    anon, met, why = method.apply(
+        crop, style.strength, generator=gen, color=style.color, inner=1 / style.mask_scale,
+        track=tid if tid >= 0 else None,
+    )
+    h, w = crop.shape[-2:]
+    m = region_mask(h, w, "box" if method.exact_crop else style.mask_shape, crop.device, full)
+    blended = (m * anon + (1 - m) * crop).mul(255.0).round_().clamp_(0, 255)
+    if not bool(met.all()):
+        return _to_image(blended), why or f"{method.name} did not reach its goal"
+    core = (m[0, 0] >= 0.5)
+    if core.any():
+        change = (blended - crop.mul(255.0).round()).abs().amax(1)[0][core]
+        if float(change.max()) < 1 or float(change.mean()) < method.min_change:
+            return _to_image(blended), f"{method.name} left the region unchanged"
+    return _to_image(blended), ""
+
+
+def _to_image(x: torch.Tensor) -> np.ndarray:
+    return x[0].permute(1, 2, 0).byte().cpu().numpy()

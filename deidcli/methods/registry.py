@@ -36,13 +36,22 @@ class Method:
     # strength) -> (frame, still_found)``; regions it could not handle are frosted by anonymize_frame.
     frame_fn: Callable[..., tuple[Any, Any]] | None = None
     faces_only: bool = False  # aimed at a face detector: meaningless (and leaky) on bodies and plates
+    # Fail closed: a region whose written pixels changed by less than this (mean, in grey levels over the face)
+    # did not get the method's protection and is frosted instead. Adversarial methods change a few grey levels by
+    # design and say themselves whether they reached their goal; for them any change at all is required.
+    min_change: float = 1.0
     model: Any = None
 
     def bind(self, model: Any) -> "Method":
         """This method with its model (a ``BasisModel``) and that model's per-run state."""
         return replace(self, model=model)
 
-    def __call__(
+    def __call__(self, crops: torch.Tensor, *args: Any, **kwargs: Any) -> torch.Tensor:
+        """Apply to ``crops: (B, C, H, W)`` in ``[0, 1]``; pixel parameters are scaled by ``H / 112``. The
+        arguments are :meth:`apply`'s; only the crops come back."""
+        return self.apply(crops, *args, **kwargs)[0]
+
+    def apply(
         self,
         crops: torch.Tensor,
         strength: float | None = None,
@@ -50,16 +59,23 @@ class Method:
         color: tuple[float, float, float] = (0.0, 0.0, 0.0),
         inner: float = 1.0,
         track: Hashable | None = None,
-    ) -> torch.Tensor:
-        """Apply to ``crops: (B, C, H, W)`` in ``[0, 1]``; pixel parameters are scaled by ``H / 112``.
+    ) -> tuple[torch.Tensor, torch.Tensor, str]:
+        """The method applied to ``crops: (B, C, H, W)`` in ``[0, 1]`` (pixel parameters scaled by ``H / 112``), and
+        whether each crop met the method's goal ``(B,)``, with the reason when one did not.
 
         ``inner`` is the share of the crop's height that the detector's box takes (the crop is the box grown by the
-        mask scale); ``track`` names the person, for methods that keep a choice along a track (k-Same).
+        mask scale); ``track`` names the person, for methods that keep a choice along a track (k-Same). Methods
+        with a goal of their own (an adversarial attack's distance) return ``(crops, met, reason)``; the others
+        always meet theirs, which :func:`~deidcli.methods.regions.anonymize_frame` still checks by the change
+        written.
         """
         if self.needs and self.model is None:
             raise ValueError(f"method {self.name!r} needs a model ({self.needs}): get it with get_method()")
         s = self.default_strength if strength is None else float(strength)
-        return self._fn(crops, s, crops.shape[-2] / REFERENCE_SIZE, generator, color, inner, track, self.model)
+        out = self._fn(crops, s, crops.shape[-2] / REFERENCE_SIZE, generator, color, inner, track, self.model)
+        if isinstance(out, tuple):
+            return out
+        return out, torch.ones(len(crops), dtype=torch.bool, device=crops.device), ""
 
 
 def _blur(x, s, scale, g, color, *_):
@@ -120,12 +136,12 @@ METHODS: dict[str, Method] = {
         ),
         Method(
             "ifgvm", 1.0, "FaceNet embedding distance to reach from the original (1.0 = no longer a match)",
-            "higher", False, adversarial_methods.ifgvm_method, "facenet", True,
+            "higher", False, adversarial_methods.ifgvm_method, "facenet", True, min_change=0.0,
         ),
         Method(
             "dedetect", 0.1, "margin below MTCNN's thresholds that every candidate on the face must fall", "higher",
             False, adversarial_methods.dedetect_crops, "mtcnn", frame_fn=adversarial_methods.dedetect_frame,
-            faces_only=True,
+            faces_only=True, min_change=0.0,
         ),
 
     )

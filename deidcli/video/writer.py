@@ -1,28 +1,33 @@
 """Encode anonymized frames and mux them with every other stream of the source, in one ffmpeg process.
 
 Frames go to ffmpeg as raw video inside NUT over a pipe, so each frame keeps its own timestamp (variable frame rate
-stays variable) and the encoder runs in parallel with detection. ffmpeg takes audio, subtitle and data streams,
-chapters and metadata straight from the source file, selected by type, never by index.
+stays variable) and the encoder runs in parallel with detection. What happens to every other stream is decided
+beforehand (:mod:`deidcli.video.containers`): ffmpeg copies or converts them from the source file, selected by
+index, and takes the already anonymized extra video streams, cover pictures and telemetry from files prepared
+beside the output. When ffmpeg fails, the cause is read from its whole log, not its last line.
 """
 
 from __future__ import annotations
 
 import subprocess
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import av
 import numpy as np
 
-from deidcli.errors import EncodeError
-from deidcli.video.reader import VideoInfo
+from deidcli.errors import EncodeError, OutputNotWritableError
+from deidcli.video import isobmff
+from deidcli.video.containers import OutputPlan, OutStream
+from deidcli.video.reader import VideoInfo, colour_args, ffmpeg_path
 
-# Pixel formats libx264/libx265 take as they are; anything else is encoded as yuv420p.
-_KEEP_PIX_FMTS = {
-    "yuv420p", "yuvj420p", "yuv422p", "yuvj422p", "yuv444p", "yuvj444p", "nv12", "gray",
+# What x264/x265 take as they are; others are mapped to the nearest by chroma subsampling and bit depth.
+_X26X_PIX_FMTS = {
+    "yuv420p", "yuvj420p", "yuv422p", "yuvj422p", "yuv444p", "yuvj444p", "gray",
     "yuv420p10le", "yuv422p10le", "yuv444p10le", "gray10le",
 }
+_VP9_PIX_FMTS = {"yuv420p", "yuv422p", "yuv440p", "yuv444p", "yuv420p10le", "yuv422p10le", "yuv444p10le"}
 
 
 def ffmpeg_exe() -> str:
@@ -34,17 +39,92 @@ def ffmpeg_exe() -> str:
 
 @dataclass(frozen=True)
 class EncodeSettings:
-    codec: str = "libx264"
+    codec: str = "auto"  # the container's own: libx264, or libvpx-vp9 for WebM
     crf: int = 18  # visually lossless for H.264
     preset: str = "veryfast"  # 2x the fps of "medium" on 2 cores for ~10% more bytes; see README
     strip_metadata: bool = False
 
-    def output_pix_fmt(self, source_pix_fmt: str) -> str:
-        return source_pix_fmt if source_pix_fmt in _KEEP_PIX_FMTS else "yuv420p"
+
+def encoder_pix_fmt(encoder: str, source: str, width: int, height: int) -> tuple[str, str]:
+    """The pixel format to encode a ``source`` picture in, and a note when it is not the source's own.
+
+    Chroma subsampling and bit depth are kept where the encoder allows (10 bits at most); RGB becomes 4:4:4;
+    alpha is dropped; 4:2:0 and 4:2:2 need even sides in H.264/HEVC, so odd sizes are written 4:4:4 rather than
+    cropped or padded.
+    """
+    try:
+        desc = av.VideoFormat(source, 16, 16)  # at a size, so the components show their subsampling
+    except ValueError:
+        return "yuv420p", f"pixel format {source} unknown to the encoder: written as yuv420p"
+    comps = desc.components
+    bits = max(c.bits for c in comps) if comps else 8
+    deep = bits > 8
+    grey = len(comps) in (1, 2) and not desc.is_rgb
+    alpha = len(comps) in (2, 4)
+    if grey:
+        sub = "444" if encoder in ("libx264", "libx265") else "420"  # no chroma to subsample: any will do
+    elif desc.is_rgb or len(comps) < 3:
+        sub = "444"
+    else:
+        cw, ch = comps[1].width, comps[1].height
+        full_w, full_h = comps[0].width, comps[0].height
+        sub = "420" if (cw < full_w and ch < full_h) else "422" if cw < full_w else "444"
+    if encoder.startswith("libvpx"):
+        allowed, odd_ok = _VP9_PIX_FMTS, True
+    elif encoder in ("libx264", "libx265"):
+        allowed, odd_ok = _X26X_PIX_FMTS, False
+    else:
+        return ("yuv420p10le" if deep else "yuv420p"), ""
+    if source in allowed and (odd_ok or (sub == "444" or (width % 2 == 0 and (sub == "422" or height % 2 == 0)))):
+        return source, ""
+    notes = []
+    if not odd_ok and sub != "444" and (width % 2 or (sub == "420" and height % 2)):
+        sub = "444"
+        notes.append(f"{width}x{height} has an odd side: written 4:4:4 (subsampled chroma needs even sides)")
+    if grey and encoder in ("libx264", "libx265"):
+        fmt = "gray10le" if deep else "gray"
+    else:
+        fmt = f"yuv{sub}p" + ("10le" if deep else "")
+    if fmt not in allowed:
+        fmt = "yuv420p10le" if deep else "yuv420p"
+    if bits > 10:
+        notes.append(f"{bits}-bit {source} written with 10 bits")
+    if alpha:
+        notes.append(f"{source} has an alpha channel: dropped")
+    if not notes:
+        notes.append(f"pixel format {source} written as {fmt}")
+    return fmt, "; ".join(notes)
 
 
-def encoder_command(info: VideoInfo, settings: EncodeSettings, output: Path) -> list[str]:
+@dataclass
+class Extras:
+    """Inputs prepared beside the output: anonymized extra video streams and cover pictures (source index ->
+    file), and the telemetry tracks ffmpeg cannot copy (one file, in the order of the plan's grafts)."""
+
+    pictures: dict[int, Path] = field(default_factory=dict)
+    grafts: Path | None = None
+
+
+def _quality(encoder: str, settings: EncodeSettings, n: int) -> list[str]:
+    if encoder in ("libx264", "libx265"):
+        return [f"-preset:{n}", settings.preset, f"-crf:{n}", str(settings.crf)]
+    if encoder.endswith("_nvenc"):
+        return [f"-preset:{n}", "p4", f"-rc:{n}", "vbr", f"-cq:{n}", str(settings.crf)]
+    if encoder.startswith("libvpx"):
+        # realtime speed 7: about x264 veryfast's frames/s on 2 cores, and its PSNR at crf + 4 (measured at 1080p)
+        return [f"-crf:{n}", str(settings.crf + 4), f"-b:{n}", "0", f"-deadline:{n}", "realtime",
+                f"-cpu-used:{n}", "7", f"-row-mt:{n}", "1"]
+    if encoder == "libsvtav1":
+        return [f"-crf:{n}", str(settings.crf + 10), f"-preset:{n}", "10"]
+    if encoder in ("mpeg2video", "mpeg4", "mjpeg"):
+        return [f"-q:{n}", "2"]
+    return []
+
+
+def encoder_command(info: VideoInfo, plan: OutputPlan, settings: EncodeSettings, output: Path,
+                    extras: Extras | None = None, pix_fmt: str | None = None) -> list[str]:
     """The ffmpeg command line that reads NUT frames on stdin and the source file for everything else."""
+    extras = extras or Extras()
     cmd = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-loglevel", "error", "-y"]
     # Input 0: our frames. They are stored unrotated, so re-attach the source's display rotation.
     cmd += ["-noautorotate"]
@@ -52,57 +132,101 @@ def encoder_command(info: VideoInfo, settings: EncodeSettings, output: Path) -> 
         cmd += ["-display_rotation", str(info.rotation)]
     cmd += ["-f", "nut", "-i", "pipe:0"]
     # Input 1: the source, for audio, subtitles, data, chapters and metadata.
-    cmd += ["-i", str(info.path)]
-    cmd += ["-map", "0:v:0", "-map", "1:a?", "-map", "1:s?"]
-    # Data streams (telemetry, GPS among them) go only when metadata is kept. Timecode tracks are left to the
-    # muxer, which rebuilds them from the video stream's timecode tag (copying one into MP4 fails).
-    data_streams = [
-        o for o in info.other_streams if o.type == "data" and not o.timecode and not settings.strip_metadata
-    ]
-    for o in data_streams:
-        cmd += ["-map", f"1:{o.index}"]
-    cmd += ["-c:v", settings.codec, "-pix_fmt", settings.output_pix_fmt(info.pix_fmt)]
-    if settings.codec in ("libx264", "libx265"):
-        cmd += ["-preset", settings.preset, "-crf", str(settings.crf)]
-    elif settings.codec.endswith("_nvenc"):
-        cmd += ["-preset", "p4", "-rc", "vbr", "-cq", str(settings.crf)]
+    cmd += ["-i", ffmpeg_path(info.path)]
+    inputs: dict[int, int] = {}
+    for index, path in extras.pictures.items():
+        inputs[index] = 2 + len(inputs)
+        cmd += ["-i", ffmpeg_path(path)]
+    graft_input = None
+    if extras.grafts is not None:
+        graft_input = 2 + len(inputs)
+        cmd += ["-i", ffmpeg_path(extras.grafts)]
+    keep = not settings.strip_metadata
+    grafted = 0
+    out_streams = [o for o in plan.streams if o.action in ("encode", "copy", "convert", "graft")]
+    for n, o in enumerate(out_streams):
+        s = o.source
+        if o.action == "encode" and s.index == info.index:
+            cmd += ["-map", "0:v:0", f"-c:{n}", o.codec, f"-pix_fmt:{n}", pix_fmt or "yuv420p"]
+            cmd += _quality(o.codec, settings, n)
+            if not plan.muxer.bframes or plan.muxer.name == "nut":
+                # nut: an extra stream is copied into the output later, where reordered frames' negative decode
+                # times would be shifted (Matroska) or cut by an edit list
+                cmd += [f"-bf:{n}", "0"]
+            if info.color:
+                # Encoders take colour tags from the frames (ffmpeg 7+), and raw frames carry none.
+                params = {"color_range": "range", "color_primaries": "color_primaries", "color_trc": "color_trc",
+                          "colorspace": "colorspace"}
+                cmd += [f"-filter:{n}", "setparams=" + ":".join(f"{params[k]}={v}" for k, v in info.color.items())]
+        elif o.action == "encode":
+            cmd += ["-map", f"{inputs[s.index]}:v:0", f"-c:{n}", "copy"]
+        elif o.action == "graft":
+            cmd += ["-map", f"{graft_input}:{grafted}", f"-c:{n}", "copy"]
+            grafted += 1
+        else:
+            cmd += ["-map", f"1:{s.index}", f"-c:{n}", o.codec]
+        flags = "+".join(s.disposition) if s.disposition else "0"
+        cmd += [f"-disposition:{n}", flags]
+        if keep:
+            cmd += [f"-map_metadata:s:{n}", f"1:s:{s.index}"]
+    # Keep every frame with its own timestamp: no duplication, no dropping, no rounding to a nominal rate. AVI counts
+    # frames at a fixed rate: its clock is the source's frame time base, or the muxer would pick a finer one.
+    time_base = str(info.time_base) if plan.muxer.name == "avi" else "demux"
+    cmd += ["-fps_mode:v", "passthrough", "-enc_time_base:v", time_base, "-copyts"]
+    if plan.muxer.ts_delay:
+        cmd += ["-muxdelay", "0", "-muxpreload", "0"]  # or copied timestamps move by the mux delay
+    if keep:
+        cmd += ["-map_metadata", "1", "-map_chapters", "1"]
     else:
-        cmd += ["-crf", str(settings.crf)]
-    for key, value in info.color.items():
-        cmd += [f"-{key}", value]
-    cmd += ["-c:a", "copy", "-c:s", "copy", "-c:d", "copy"]
-    # Keep every frame with its own timestamp: no duplication, no dropping, no rounding to a nominal rate.
-    cmd += ["-fps_mode:v", "passthrough", "-enc_time_base:v", "demux", "-copyts"]
-    if settings.strip_metadata:
         cmd += ["-map_metadata", "-1", "-map_metadata:s", "-1", "-map_chapters", "-1", "-fflags", "+bitexact",
                 "-flags:v", "+bitexact"]
-    else:
-        cmd += ["-map_metadata", "1", "-map_metadata:s:v:0", "1:s:v:0", "-map_chapters", "1"]
-        # An explicit -map_metadata turns off ffmpeg's per-stream copy, so name each copied stream.
-        for kind in ("audio", "subtitle"):
-            for k, _ in enumerate(o for o in info.other_streams if o.type == kind):
-                cmd += [f"-map_metadata:s:{kind[0]}:{k}", f"1:s:{kind[0]}:{k}"]
-        for k, o in enumerate(data_streams):
-            cmd += [f"-map_metadata:s:d:{k}", f"1:{o.index}"]
-    fmt = output.suffix.lower()
-    if fmt in (".mp4", ".mov", ".m4v"):
+    if plan.muxer.name in ("mp4", "mov", "3gp"):
         tb = info.time_base
         if tb.numerator == 1:
             cmd += ["-video_track_timescale", str(tb.denominator)]
-        cmd += ["-movflags", "+faststart"]
-    cmd += [str(output)]
+        flags = "+faststart"
+        if keep and any("." in k for k in info.metadata):  # QuickTime mdta keys (com.apple.quicktime.location...)
+            flags += "+use_metadata_tags"
+        cmd += ["-movflags", flags]
+    cmd += ["-f", plan.muxer.name, ffmpeg_path(output)]
     return cmd
+
+
+# ffmpeg's own words for "it failed", which never say why.
+_GENERIC = ("Conversion failed", "Nothing was written into output file", "Error opening output file",
+            "Error opening output files", "Terminating thread", "Task finished with error code",
+            "Error sending frames to consumers", "Could not write header", "Error while filtering",
+            "Error submitting a packet to the muxer", "Error muxing a packet", "Error writing trailer",
+            "Error closing file", "Exiting with exit code")
+
+
+def failure_cause(log: str) -> str:
+    """The line of an ffmpeg log that says why it failed (the first that is not a generic "it failed")."""
+    lines = []
+    for raw in log.splitlines():
+        line = raw.strip()
+        if line.startswith("[") and "] " in line:
+            line = line.split("] ", 1)[1].strip()
+        if line:
+            lines.append(line)
+    specific = [ln for ln in lines if not any(g in ln for g in _GENERIC)]
+    return (specific or lines or ["no message"])[0]
 
 
 class VideoWriter:
     """Feeds frames to the ffmpeg encoder; :meth:`close` waits for it and raises :class:`EncodeError` on failure."""
 
-    def __init__(self, info: VideoInfo, settings: EncodeSettings, output: Path) -> None:
+    def __init__(self, info: VideoInfo, settings: EncodeSettings, output: Path, plan: OutputPlan | None = None,
+                 extras: Extras | None = None) -> None:
+        from deidcli.video.containers import plan_output
+
         self.info = info
         self.output = output
-        self.pix_fmt = settings.output_pix_fmt(info.pix_fmt)
+        self.plan = plan or plan_output(info, output, settings.codec, settings.strip_metadata)
+        main = next(o for o in self.plan.streams if o.source.index == info.index)
+        self.pix_fmt, self.pix_fmt_note = encoder_pix_fmt(main.codec, info.pix_fmt, info.width, info.height)
         self._log = tempfile.TemporaryFile()
-        self.command = encoder_command(info, settings, output)
+        self.command = encoder_command(info, self.plan, settings, output, extras, self.pix_fmt)
         # A session of its own: Ctrl-C reaches deid, which then stops the encoder and removes the partial file.
         self._proc = subprocess.Popen(
             self.command, stdin=subprocess.PIPE, stderr=self._log, start_new_session=True
@@ -118,12 +242,16 @@ class VideoWriter:
         self._stream.codec_context.time_base = info.time_base
         self._last_pts: int | None = None
         self.frames_written = 0
+        # Back to YUV with the matrix and range the frames were read with and the output is tagged with.
+        colour = colour_args(info.color)
+        self._to_yuv = {k: v for k, v in (("dst_colorspace", colour.get("colorspace")),
+                                          ("dst_color_range", colour.get("color_range"))) if v}
 
     def write(self, image: np.ndarray, pts: int | None) -> None:
         """Queue one ``H x W x 3`` uint8 RGB frame with its source timestamp."""
         if pts is None:  # streams without timestamps: keep order at the nominal rate
             pts = 0 if self._last_pts is None else self._last_pts + 1
-        frame = av.VideoFrame.from_ndarray(image, format="rgb24").reformat(format=self.pix_fmt)
+        frame = av.VideoFrame.from_ndarray(image, format="rgb24").reformat(format=self.pix_fmt, **self._to_yuv)
         frame.pts = pts
         frame.time_base = self.info.time_base
         self._last_pts = pts
@@ -131,7 +259,7 @@ class VideoWriter:
             for packet in self._stream.encode(frame):
                 self._nut.mux(packet)
         except (BrokenPipeError, OSError, av.error.FFmpegError):
-            raise EncodeError(f"encoder stopped: {self._stderr_tail()}") from None
+            raise self._failure("encoder stopped") from None
         self.frames_written += 1
 
     def close(self) -> None:
@@ -144,7 +272,18 @@ class VideoWriter:
             pass
         rc = self._proc.wait()
         if rc != 0:
-            raise EncodeError(f"encoder failed (ffmpeg exit {rc}): {self._stderr_tail()}")
+            raise self._failure(f"encoder failed (ffmpeg exit {rc})")
+        self._finish()
+
+    def _finish(self) -> None:
+        """Give grafted telemetry tracks their names back, and check that every frame reached the file."""
+        grafts = [o for o in self.plan.kept("encode", "copy", "convert", "graft")]
+        renames = _graft_renames(self.output, grafts)
+        if renames:
+            isobmff.rename_sample_formats(self.output, renames)
+        written = _video_packets(self.output)
+        if written != self.frames_written:
+            raise EncodeError(f"the encoder wrote {written} of {self.frames_written} frames")
 
     def abort(self) -> None:
         """Stop the encoder without finishing the file (the caller deletes it)."""
@@ -156,12 +295,38 @@ class VideoWriter:
         except Exception:  # noqa: BLE001 - the pipe is already gone; nothing to save
             pass
 
-    def _stderr_tail(self) -> str:
+    def _failure(self, what: str) -> Exception:
         if self._proc.poll() is None:
             try:
                 self._proc.wait(timeout=5)
             except subprocess.TimeoutExpired:
                 pass
         self._log.seek(0)
-        lines = [ln for ln in self._log.read().decode(errors="replace").splitlines() if ln.strip()]
-        return lines[-1] if lines else "no message"
+        log = self._log.read().decode(errors="replace")
+        cause = failure_cause(log)
+        if "No space left on device" in log:
+            return OutputNotWritableError(f"{self.output.parent}: no space left on device")
+        return EncodeError(f"{what}: {cause}")
+
+
+def _graft_renames(path: Path, out_streams: list[OutStream]) -> dict[int, str]:
+    """Track id -> fourcc for the grafted tracks of the output.
+
+    ffmpeg writes every binary data track as ``gpmd``, in stream order; the k-th such track of the file is the k-th
+    data stream of the plan.
+    """
+    data = [o for o in out_streams if o.source.type == "data"]
+    if not any(o.action == "graft" for o in data):
+        return {}
+    written = [t for t in isobmff.read_tracks(path) if t.fourcc == "gpmd"]
+    if len(written) != len(data):
+        raise EncodeError(f"the output holds {len(written)} of its {len(data)} telemetry tracks")
+    return {t.track_id: o.source.fourcc for t, o in zip(written, data) if o.action == "graft"}
+
+
+def _video_packets(path: Path) -> int:
+    with av.open(ffmpeg_path(path), metadata_errors="ignore") as c:
+        streams = [s for s in c.streams.video if not s.disposition & av.stream.Disposition.attached_pic]
+        if not streams:
+            return 0
+        return sum(1 for p in c.demux(streams[0]) if p.size)
