@@ -28,6 +28,11 @@ def resolve_device(device: str) -> torch.device:
     return torch.device(device)
 
 
+def eight_bit(image: np.ndarray) -> np.ndarray:
+    """The 8-bit view of a frame, which the detectors and recognizers were trained on."""
+    return image if image.dtype == np.uint8 else (image >> 8).astype(np.uint8)
+
+
 @dataclass
 class FrameAnonymizer:
     """Detects every target in a frame and anonymizes each region with its target's style."""
@@ -80,7 +85,9 @@ class FrameAnonymizer:
         return cls(detectors, styles, cfg.scale, cfg.max_side, device, consent)
 
     def detect(self, image: np.ndarray) -> Detections:
-        """Every target in ``image`` (H x W x 3 uint8 RGB), in its pixel coordinates; class ids as in TARGETS."""
+        """Every target in ``image`` (H x W x 3 RGB, uint8 or 16-bit), in its pixel coordinates; class ids as in
+        TARGETS."""
+        image = eight_bit(image)
         h, w = image.shape[:2]
         parts = []
         for target, det in self.detectors.items():
@@ -102,7 +109,7 @@ class FrameAnonymizer:
         of consented people, checked on this frame's pixels, with each decision added to ``consent_log``); regions
         a method could not do are frosted and counted in ``fallbacks``."""
         if self.consent is not None:
-            dets = split_consented(image, dets, self.consent, CLASS_ID["face"], index, consent_log)
+            dets = split_consented(eight_bit(image), dets, self.consent, CLASS_ID["face"], index, consent_log)
         out = image
         for cid, style in self.styles.items():
             subset = dets[dets.class_id == cid] if len(self.styles) > 1 else dets

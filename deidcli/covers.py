@@ -6,13 +6,13 @@ and written back in its own format (JPEG or PNG) beside the output for the encod
 
 from __future__ import annotations
 
-import io
 from pathlib import Path
 
 import av
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from deidcli.image_io import open_image
 from deidcli.video.reader import StreamInfo, ffmpeg_path
 
 FORMATS = {"mjpeg": ("JPEG", ".jpg"), "png": ("PNG", ".png")}
@@ -29,7 +29,7 @@ def read_cover(source: Path, stream: StreamInfo) -> np.ndarray | None:
     if data is None:
         return None
     try:
-        with Image.open(io.BytesIO(data)) as im:
+        with open_image(data) as im:
             return np.asarray(im.convert("RGB"))
     except (UnidentifiedImageError, OSError, SyntaxError):
         return None

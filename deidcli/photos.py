@@ -8,7 +8,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image, ImageOps
+from PIL import ImageOps
+
+from deidcli.image_io import open_image
 
 from deidcli.detection import FaceDetector
 from deidcli.errors import InputNotFoundError, NoMediaError
@@ -27,7 +29,7 @@ class Photo:
 def load_rgb(path: Path, max_side: int = 1024) -> np.ndarray:
     """An image file as ``H x W x 3`` uint8 RGB, upright (EXIF orientation applied), longest side at most
     ``max_side`` (photos come at up to 4000 px; recognizers work on 150-160 px chips)."""
-    with Image.open(path) as im:
+    with open_image(path) as im:
         im = ImageOps.exif_transpose(im).convert("RGB")
         im.thumbnail((max_side, max_side))
         return np.asarray(im).copy()

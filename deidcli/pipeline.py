@@ -14,6 +14,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from deidcli.image_io import open_image
+
 from deidcli.anonymizer import FrameAnonymizer
 from deidcli.config import DeidConfig
 from deidcli.consent import ConsentLog
@@ -271,7 +273,7 @@ def _prepare_extras(job: Job, info, plan, anonymizer: FrameAnonymizer, cfg: Deid
         if o.action != "encode" or s.index == info.index:
             continue
         if s.role == "video":
-            reader = VideoReader(job.src, video=video_number - 1)
+            reader = VideoReader(job.src, video=video_number - 1, deep=True)
             path = temporary(f"stream{s.index}", ".nut")
             part = FileResult(str(job.src), str(path), "video")
             writer = VideoWriter(reader.info, settings, path, single_stream_plan(reader.info, plan.encoder))
@@ -316,7 +318,7 @@ def process_video(
     """
     result = FileResult(str(job.src), str(job.dst), "video")
     t0 = time.perf_counter()
-    reader = VideoReader(job.src)
+    reader = VideoReader(job.src, deep=True)  # 10-bit sources keep their precision outside the faces
     info = reader.info
     result.width, result.height, result.duration_s = info.width, info.height, info.duration_s
     settings = EncodeSettings(cfg.codec, cfg.crf, cfg.preset, cfg.strip_metadata)
@@ -428,7 +430,7 @@ def process_image(
     if job.src.stat().st_size == 0:
         raise InvalidMediaError(f"{job.src}: file is empty")
     try:
-        with Image.open(job.src) as im:
+        with open_image(job.src) as im:
             im.load()
             fmt = im.format
             exif = im.info.get("exif")

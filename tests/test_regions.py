@@ -75,3 +75,68 @@ def test_mask_range_and_shape():
     assert m.shape == (1, 1, 50, 40)
     assert float(m.min()) == 0.0 and float(m.max()) == 1.0
     assert torch.all(region_mask(5, 7, "box") == 1)
+
+
+# --- fail closed, region by region -----------------------------------------------------------------------------
+
+
+def _method(fn, name="lazy", min_change=1.0):
+    from dataclasses import replace
+
+    return replace(METHODS["blur"], name=name, _fn=fn, min_change=min_change)
+
+
+def test_a_method_that_leaves_the_region_unchanged_is_frosted_and_counted():
+    from deidcli.methods.regions import FallbackLog
+
+    img = frame()
+    log = FallbackLog()
+    lazy = _method(lambda x, *_: x.clone())
+    out = anonymize_frame(img, DETS, RegionStyle(lazy), 0, "cpu", log)
+    x1, y1, x2, y2 = DETS.xyxy[0].astype(int)
+    assert np.abs(out[y1:y2, x1:x2].astype(int) - img[y1:y2, x1:x2]).mean() > 10
+    assert log.as_dict() == {"lazy left the region unchanged": 2}
+
+
+def test_a_change_too_small_for_the_method_is_frosted_but_an_adversarial_change_is_not():
+    from deidcli.methods.regions import FallbackLog
+
+    img = frame()
+    nudge = lambda x, *_: (x + 0.6 / 255).clamp(0, 1)  # noqa: E731 - under one grey level: rounds away
+    two_levels = lambda x, *_: (x + 2 / 255).clamp(0, 1)  # noqa: E731
+    log = FallbackLog()
+    anonymize_frame(img, DETS, RegionStyle(_method(nudge)), 0, "cpu", log)
+    assert log.total == 2
+    log = FallbackLog()
+    anonymize_frame(img, DETS, RegionStyle(_method(two_levels, "small", min_change=0.0)), 0, "cpu", log)
+    assert log.total == 0, log.as_dict()
+
+
+def test_a_method_that_misses_its_goal_is_frosted_with_its_reason():
+    from deidcli.methods.regions import FallbackLog
+
+    def missed(x, *_):
+        return (x + 3 / 255).clamp(0, 1), torch.zeros(len(x), dtype=torch.bool), "the attack fell short"
+
+    img = frame()
+    log = FallbackLog()
+    out = anonymize_frame(img, DETS[:1], RegionStyle(_method(missed, min_change=0.0)), 0, "cpu", log)
+    x1, y1, x2, y2 = DETS.xyxy[0].astype(int)
+    assert np.abs(out[y1:y2, x1:x2].astype(int) - img[y1:y2, x1:x2]).max() > 3  # frost, not the 3-level change
+    assert log.as_dict() == {"the attack fell short": 1}
+
+
+@pytest.mark.parametrize("name", ["frost", "pixelate", "solid", "pca"])
+def test_deep_frames_keep_16_bits_outside_the_regions(name):
+    """10-bit sources are read as 16-bit RGB: regions are anonymized at that depth, the rest is left exactly."""
+    rng = np.random.default_rng(1)
+    img = rng.integers(0, 65536, (240, 320, 3), dtype=np.uint16)
+    out = anonymize_frame(img, DETS, RegionStyle(get_method(name)))
+    assert out.dtype == np.uint16
+    grown = grow_boxes(DETS.xyxy, 1.3, img.shape[1], img.shape[0])
+    outside = np.ones(img.shape[:2], bool)
+    for x1, y1, x2, y2 in grown:
+        outside[y1:y2, x1:x2] = False
+    assert np.array_equal(out[outside], img[outside])
+    x1, y1, x2, y2 = DETS.xyxy[0].astype(int)
+    assert np.abs(out[y1:y2, x1:x2].astype(int) - img[y1:y2, x1:x2]).mean() > 2000

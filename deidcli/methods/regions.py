@@ -109,15 +109,15 @@ def anonymize_frame(
     device: torch.device | str = "cpu",
     fallbacks: FallbackLog | None = None,
 ) -> np.ndarray:
-    """Return a copy of ``frame`` (``H x W x 3`` uint8 RGB) with every detected region anonymized.
+    """Return a copy of ``frame`` (``H x W x 3`` RGB, uint8 or 16-bit) with every detected region anonymized.
 
     Each region is processed at its own resolution so the strength scales with its size; the random methods draw
     from a generator seeded by ``(seed, track id)`` for tracked regions, so a person's noise does not change from
     frame to frame, and by ``(seed, frame_index, region)`` otherwise; a rerun gives the same output.
 
     Fail closed, region by region: a region whose method missed its goal, or whose written pixels hardly changed
-    (less than the method's ``min_change``; none at all for the adversarial methods), is frosted instead, and the
-    reason counted in ``fallbacks``.
+    (less than the method's ``min_change`` in 8-bit grey levels; none at all for the adversarial methods), is
+    frosted instead, and the reason counted in ``fallbacks``.
     """
     out = frame.copy()
     if len(detections) == 0:
@@ -126,13 +126,13 @@ def anonymize_frame(
     frost = replace(style, method=METHODS["frost"], strength=None)
     if method.frame_fn is not None:
         strength = method.default_strength if style.strength is None else style.strength
-        out, still_found = method.frame_fn(out, detections.xyxy, method.model, strength)
-        still_found = np.asarray(still_found, dtype=bool)
+        out, still_found = _frame_method(out, detections, method, strength)
         if not still_found.any():
             return out
         if fallbacks is not None:
             fallbacks.add(f"{method.name}: the face is still found at the largest budget", int(still_found.sum()))
         return anonymize_frame(out, detections[still_found], frost, frame_index, device)
+    peak = float(np.iinfo(frame.dtype).max)  # 255, or 65535 for deep sources
     h, w = frame.shape[:2]
     boxes = square_boxes(detections.xyxy) if method.exact_crop else detections.xyxy
     scaled = scale_boxes(boxes, style.mask_scale)
@@ -140,22 +140,39 @@ def anonymize_frame(
         if x2 - x1 < 1 or y2 - y1 < 1:
             continue
         crop_np = out[y1:y2, x1:x2]
-        crop = torch.from_numpy(np.ascontiguousarray(crop_np)).to(device)
-        crop = crop.permute(2, 0, 1)[None].float().div_(255.0)
+        # uint8 goes to the device as it is (a quarter of float32's bytes); torch has no arithmetic on uint16
+        crop_np = np.ascontiguousarray(crop_np if frame.dtype == np.uint8 else crop_np.astype(np.float32))
+        crop = torch.from_numpy(crop_np).to(device).permute(2, 0, 1)[None].float().div_(peak)
         tid = -1 if detections.tracker_id is None else int(detections.tracker_id[i])
         full = tuple(scaled[i] - np.array([x1, y1, x1, y1]))  # the unclipped box, in crop coordinates
-        written, reason = _region(crop, style, frame_index, i, tid, full)
+        written, reason = _region(crop, style, frame_index, i, tid, full, peak)
         if reason:
-            written, _ = _region(crop, frost, frame_index, i, tid, full)
+            written, _ = _region(crop, frost, frame_index, i, tid, full, peak)
             if fallbacks is not None:
                 fallbacks.add(reason)
-        out[y1:y2, x1:x2] = written
+        out[y1:y2, x1:x2] = written.astype(frame.dtype)
     return out
 
 
-def _region(crop: torch.Tensor, style: RegionStyle, frame_index: int, i: int, tid: int, full
+def _frame_method(frame: np.ndarray, detections: Detections, method: Method, strength: float
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """A whole-frame method (de-detection) on an 8-bit frame, as its detector sees it; on a deep frame only the
+    pixels it changed are written back."""
+    if frame.dtype == np.uint8:
+        out, still = method.frame_fn(frame, detections.xyxy, method.model, strength)
+        return out, np.asarray(still, dtype=bool)
+    low = (frame >> 8).astype(np.uint8)
+    done, still = method.frame_fn(low, detections.xyxy, method.model, strength)
+    out = frame.copy()
+    changed = done != low
+    out[changed] = done[changed].astype(np.uint16) * 257
+    return out, np.asarray(still, dtype=bool)
+
+
+def _region(crop: torch.Tensor, style: RegionStyle, frame_index: int, i: int, tid: int, full, peak: float
             ) -> tuple[np.ndarray, str]:
-    """One region anonymized as it will be written (``h x w x 3`` uint8), and why it must be redone ("" if not)."""
+    """One region anonymized as it will be written (``h x w x 3``, in ``0..peak``), and why it must be redone
+    ("" if not)."""
     method = style.method
     gen = None
     if method.random:
@@ -168,16 +185,14 @@ def _region(crop: torch.Tensor, style: RegionStyle, frame_index: int, i: int, ti
     )
     h, w = crop.shape[-2:]
     m = region_mask(h, w, "box" if method.exact_crop else style.mask_shape, crop.device, full)
-    blended = (m * anon + (1 - m) * crop).mul(255.0).round_().clamp_(0, 255)
+    blended = (m * anon + (1 - m) * crop).mul(peak).round_().clamp_(0, peak)
+    written = blended[0].permute(1, 2, 0).cpu().numpy()
     if not bool(met.all()):
-        return _to_image(blended), why or f"{method.name} did not reach its goal"
+        return written, why or f"{method.name} did not reach its goal"
     core = (m[0, 0] >= 0.5)
     if core.any():
-        change = (blended - crop.mul(255.0).round()).abs().amax(1)[0][core]
+        # in 8-bit grey levels, whatever the depth: what a viewer (and a recognizer) would see change
+        change = (blended - crop.mul(peak).round()).abs().amax(1)[0][core] * (255.0 / peak)
         if float(change.max()) < 1 or float(change.mean()) < method.min_change:
-            return _to_image(blended), f"{method.name} left the region unchanged"
-    return _to_image(blended), ""
-
-
-def _to_image(x: torch.Tensor) -> np.ndarray:
-    return x[0].permute(1, 2, 0).byte().cpu().numpy()
+            return written, f"{method.name} left the region unchanged"
+    return written, ""

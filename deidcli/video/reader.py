@@ -81,6 +81,11 @@ class VideoInfo:
     stated_s: float | None = None  # the container's duration, from its header (or estimated: see STATED_DURATION)
 
     @property
+    def deep(self) -> bool:
+        """More than 8 bits per sample (10-bit HDR, D-Log, ProRes): read and written as 16-bit RGB."""
+        return bit_depth(self.pix_fmt) > 8
+
+    @property
     def video_streams(self) -> tuple[StreamInfo, ...]:
         """The file's video streams other than cover pictures, the decoded one first."""
         return tuple(s for s in self.streams if s.role in ("main", "video"))
@@ -116,10 +121,12 @@ def _open(path: Path):
 
 class VideoReader:
     """Streams frames from one video stream of a file (``video``: 0 for the first, not counting cover pictures);
-    memory stays flat whatever the length."""
+    memory stays flat whatever the length. With ``deep``, a source of more than 8 bits per sample is read as
+    16-bit RGB, so the pictures keep their precision to the encoder."""
 
-    def __init__(self, path: str | Path, video: int = 0) -> None:
+    def __init__(self, path: str | Path, video: int = 0, deep: bool = False) -> None:
         self.path = Path(path)
+        self._deep = deep
         try:
             size = self.path.stat().st_size
         except OSError as exc:
@@ -147,6 +154,9 @@ class VideoReader:
     def _describe(self) -> VideoInfo:
         s = self._stream
         cc = s.codec_context
+        if cc is None:
+            raise InvalidMediaError(f"{self.path}: video stream {s.index} is in a codec deid cannot decode (damaged "
+                                    f"file?)")
         if not cc.width or not cc.height:
             raise InvalidMediaError(f"{self.path}: video stream has no picture size (damaged file?)")
         c = self._container
@@ -210,6 +220,7 @@ class VideoReader:
         wanted = [s for s in container.streams if s.type in ("video", "audio", "subtitle", "data")]
         stats = self.stats = ReadStats()
         index = 0
+        deep = self._deep and self.info.deep
         # AVI stores no presentation times: libavformat guesses them a reorder delay late for H.264 (the first
         # frame at 1). The first frame is shown at the stream's start, so the guess is moved back by its lateness.
         shift = None if self.info.container_format == "avi" else 0
@@ -223,7 +234,7 @@ class VideoReader:
                     if shift is None:
                         shift = max(0, (pts or 0) - (stream.start_time or 0)) if frame.dts is not None and pts is not None \
                             and pts > frame.dts else 0
-                    yield Frame(index, None if pts is None else pts - shift, to_rgb(frame))
+                    yield Frame(index, None if pts is None else pts - shift, to_rgb(frame, deep))
                     index += 1
                     stats.decoded = index
         except av.error.FFmpegError as exc:
@@ -248,7 +259,7 @@ class VideoReader:
 class Frame:
     index: int
     pts: int | None
-    image: np.ndarray  # H x W x 3 uint8 RGB, as stored (not rotated)
+    image: np.ndarray  # H x W x 3 RGB, as stored (not rotated): uint8, or uint16 from a deep reader
 
 
 def colour_args(color: dict[str, str]) -> dict:
@@ -262,14 +273,21 @@ def colour_args(color: dict[str, str]) -> dict:
     return out
 
 
-def to_rgb(frame) -> np.ndarray:
-    """A decoded frame as ``H x W x 3`` uint8 RGB, with the frame's own matrix and range."""
+def to_rgb(frame, deep: bool = False) -> np.ndarray:
+    """A decoded frame as ``H x W x 3`` RGB, with the frame's own matrix and range: uint8, or uint16 (``deep``)."""
     kwargs = {}
     if frame.colorspace not in (0, 2):
         kwargs["src_colorspace"] = frame.colorspace
     if frame.color_range:
         kwargs["src_color_range"] = frame.color_range
-    return frame.reformat(format="rgb24", **kwargs).to_ndarray()
+    return frame.reformat(format="rgb48le" if deep else "rgb24", **kwargs).to_ndarray()
+
+
+def bit_depth(pix_fmt: str) -> int:
+    try:
+        return max(c.bits for c in av.VideoFormat(pix_fmt).components)
+    except (ValueError, AttributeError):
+        return 8
 
 
 def _tally(stats: ReadStats, packet) -> None:

@@ -205,7 +205,7 @@ def failure_cause(log: str) -> str:
     lines = []
     for raw in log.splitlines():
         line = raw.strip()
-        if line.startswith("[") and "] " in line:
+        while line.startswith("[") and "] " in line:  # [vost#0:0/libx264 @ 0x..] [enc:libx264 @ 0x..] why
             line = line.split("] ", 1)[1].strip()
         if line:
             lines.append(line)
@@ -248,10 +248,11 @@ class VideoWriter:
                                           ("dst_color_range", colour.get("color_range"))) if v}
 
     def write(self, image: np.ndarray, pts: int | None) -> None:
-        """Queue one ``H x W x 3`` uint8 RGB frame with its source timestamp."""
+        """Queue one ``H x W x 3`` RGB frame (uint8, or uint16 for deep sources) with its source timestamp."""
         if pts is None:  # streams without timestamps: keep order at the nominal rate
             pts = 0 if self._last_pts is None else self._last_pts + 1
-        frame = av.VideoFrame.from_ndarray(image, format="rgb24").reformat(format=self.pix_fmt, **self._to_yuv)
+        rgb = "rgb48le" if image.dtype == np.uint16 else "rgb24"
+        frame = av.VideoFrame.from_ndarray(image, format=rgb).reformat(format=self.pix_fmt, **self._to_yuv)
         frame.pts = pts
         frame.time_base = self.info.time_base
         self._last_pts = pts

@@ -1,0 +1,39 @@
+"""Still images deid reads and writes (JPEG, PNG), recognised by their first bytes before any decoder sees them.
+
+Knowing the format from the signature keeps every other file away from ``PIL.Image.open``, which Ultralytics
+replaces on import with a version that, on a file it cannot identify, tries to install a HEIF plugin with pip: a
+hidden install with internet, a traceback without.
+"""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+from PIL import Image
+
+SIGNATURES = {b"\xff\xd8\xff": ("JPEG", ".jpg"), b"\x89PNG\r\n\x1a\n": ("PNG", ".png")}
+
+
+def image_format(data: bytes) -> tuple[str, str] | None:
+    """(PIL format, extension) of an image from its first bytes, or None when it is neither JPEG nor PNG."""
+    return next((fmt for magic, fmt in SIGNATURES.items() if data.startswith(magic)), None)
+
+
+def file_format(path: Path) -> tuple[str, str] | None:
+    try:
+        with open(path, "rb") as fh:
+            return image_format(fh.read(8))
+    except OSError:
+        return None
+
+
+def open_image(source: Path | bytes) -> Image.Image:
+    """A JPEG or PNG file (or its bytes), opened; anything else raises ``PIL.UnidentifiedImageError``."""
+    head = source[:8] if isinstance(source, bytes) else None
+    if head is None:
+        with open(source, "rb") as fh:
+            head = fh.read(8)
+    if image_format(head) is None:
+        raise Image.UnidentifiedImageError("not a JPEG or PNG image")
+    return Image.open(io.BytesIO(source) if isinstance(source, bytes) else source)
