@@ -267,7 +267,8 @@ def batch(
     for f in summary.leaks:
         typer.echo(f"deid: error: {f['input']}: audit leak rate {f['leak_rate']} above {cfg.fail_on_leak}", err=True)
     if not quiet:
-        typer.echo(f"{summary.done} anonymized, {summary.copied} copied, {summary.skipped} already done, "
+        typer.echo(f"{summary.done} anonymized, {summary.copied} copied, {summary.omitted} left out, "
+                   f"{summary.skipped} already done, "
                    f"{summary.failed} failed, {summary.ignored} not media, {summary.refused} refused; "
                    f"manifest: {summary.manifest}", err=True)
     if summary.exit_code:

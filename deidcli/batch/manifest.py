@@ -17,10 +17,11 @@ from deidcli.outputs import atomic_output
 JSONL_NAME = "deid-manifest.jsonl"
 CSV_NAME = "deid-manifest.csv"
 DONE = ("ok", "copied")
+OMITTED = "omitted"  # deliberately not written (a telemetry sidecar whose positions could not be removed safely)
 CSV_FIELDS = [
     "input", "status", "kind", "output", "error", "exit_code", "input_sha256", "output_sha256", "input_bytes",
     "output_bytes", "duration_s", "frames", "detections", "methods", "audit_leak_rate", "started", "finished",
-    "seconds", "deid_version",
+    "seconds", "deid_version", "reason",
 ]
 
 
@@ -49,6 +50,8 @@ class Manifest:
     def done(self, rel: str) -> bool:
         """Finished before: recorded as done, and its output is still there, whole (same size as recorded)."""
         rec = self.latest.get(rel)
+        if rec and rec.get("status") == OMITTED:
+            return True
         if not rec or rec.get("status") not in DONE or not rec.get("output"):
             return False
         out = Path(rec["output"])

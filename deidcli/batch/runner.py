@@ -35,7 +35,8 @@ class BatchSummary:
     destination: str
     manifest: str
     done: int = 0  # anonymized in this run
-    copied: int = 0
+    copied: int = 0  # non-media files (--copy-others) and telemetry sidecars
+    omitted: int = 0  # sidecars left out: their positions could not be removed safely
     failed: int = 0
     skipped: int = 0  # finished by an earlier run
     ignored: int = 0  # not media (and not copied)
@@ -192,6 +193,8 @@ def run_batch(
                 summary.done += 1
             elif rec["status"] == "copied":
                 summary.copied += 1
+            elif rec["status"] == "omitted":
+                summary.omitted += 1
             else:
                 summary.failed += 1
                 summary.failures.append({"input": rec["input"], "error": rec["error"], "exit_code": rec["exit_code"]})

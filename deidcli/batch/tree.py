@@ -11,12 +11,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import av
-from PIL import Image, UnidentifiedImageError
 
+from deidcli.batch.sidecars import is_sidecar
+from deidcli.image_io import file_format
 from deidcli.media import IMAGE_EXTS, VIDEO_EXTS
 from deidcli.outputs import TMP_MARK, mirrored_name
 
-IMAGE_FORMATS = {"JPEG": ".jpg", "PNG": ".png"}  # what the image path reads and writes back in the same format
 
 
 @dataclass(frozen=True)
@@ -26,7 +26,7 @@ class Entry:
     src: Path
     rel: str  # path relative to the source root, with "/" separators: the manifest's key
     dst: Path | None  # None when refused
-    kind: str  # "video", "image", "other" (not media), "unsafe" (refused)
+    kind: str  # "video", "image", "sidecar" (a clip's telemetry .SRT), "other" (not media), "unsafe" (refused)
     reason: str = ""
 
 
@@ -38,12 +38,8 @@ def sniff(path: Path) -> str | None:
         return "image"
     if ext in VIDEO_EXTS:
         return "video"
-    try:
-        with Image.open(path) as im:
-            if im.format in IMAGE_FORMATS:
-                return "image"
-    except (UnidentifiedImageError, OSError, ValueError):
-        pass
+    if file_format(path) is not None:
+        return "image"
     try:
         with av.open(str(path), metadata_errors="ignore") as c:
             if c.streams.video and c.format.name not in ("image2", "png_pipe", "jpeg_pipe", "tty"):
@@ -69,6 +65,7 @@ def scan(src: Path, dst: Path) -> list[Entry]:
         here = Path(dirpath)
         # never descend into the destination (it may sit inside the source) or into hidden folders
         dirnames[:] = sorted(d for d in dirnames if not _inside((here / d).resolve(), dst_root) and not d.startswith("."))
+        video_stems = {Path(n).stem.lower() for n in filenames if Path(n).suffix.lower() in VIDEO_EXTS}
         for name in sorted(filenames):
             path = here / name
             rel = path.relative_to(src_root).as_posix()
@@ -86,11 +83,13 @@ def scan(src: Path, dst: Path) -> list[Entry]:
             if not _inside(out.resolve(), dst_root):
                 entries.append(Entry(path, rel, None, "unsafe", "output would land outside the destination"))
                 continue
+            if is_sidecar(path, video_stems):
+                entries.append(Entry(path, rel, out, "sidecar"))
+                continue
             kind = sniff(path) or "other"
             if kind == "video" and path.suffix.lower() not in VIDEO_EXTS:
                 out = out.with_name(out.name + ".mp4")  # ffmpeg picks the container from the extension
             if kind == "image" and path.suffix.lower() not in IMAGE_EXTS:
-                with Image.open(path) as im:
-                    out = out.with_name(out.name + IMAGE_FORMATS[im.format])
+                out = out.with_name(out.name + file_format(path)[1])
             entries.append(Entry(path, rel, out, kind))
     return entries

@@ -11,6 +11,7 @@ from datetime import datetime, timezone
 
 from deidcli.anonymizer import FrameAnonymizer
 from deidcli.batch.manifest import sha256
+from deidcli.batch.sidecars import strip_positions
 from deidcli.batch.tree import Entry
 from deidcli.config import DeidConfig
 from deidcli.errors import DeidError, ExitCode
@@ -55,11 +56,14 @@ class BatchWorker:
                 with atomic_output(entry.dst, overwrite=True) as tmp:
                     shutil.copyfile(entry.src, tmp)
                 rec["status"] = "copied"
+            elif entry.kind == "sidecar":
+                rec.update(self._sidecar(entry))
             else:
                 rec.update(self._anonymize(entry))
                 rec["status"] = "ok"
-            rec["output_sha256"] = sha256(entry.dst)
-            rec["output_bytes"] = entry.dst.stat().st_size
+            if rec["output"] is not None:
+                rec["output_sha256"] = sha256(entry.dst)
+                rec["output_bytes"] = entry.dst.stat().st_size
             rec["error"], rec["exit_code"] = None, 0
         except DeidError as exc:
             rec.update(status="failed", error=exc.message, exit_code=int(exc.exit_code))
@@ -68,6 +72,21 @@ class BatchWorker:
         rec["finished"] = _now()
         rec["seconds"] = round(time.perf_counter() - t0, 3)
         return rec
+
+    def _sidecar(self, entry: Entry) -> dict:
+        """A clip's telemetry file beside its output: as it is, or without positions under --strip-metadata."""
+        if not self.cfg.strip_metadata:
+            with atomic_output(entry.dst, overwrite=True) as tmp:
+                shutil.copyfile(entry.src, tmp)
+            return {"status": "copied"}
+        text = entry.src.read_bytes().decode("utf-8", errors="surrogateescape")
+        stripped = strip_positions(text)
+        if not stripped.safe:
+            return {"status": "omitted", "output": None, "reason": "something like coordinates is left after "
+                    "removing the position fields"}
+        with atomic_output(entry.dst, overwrite=True) as tmp:
+            tmp.write_bytes(stripped.text.encode("utf-8", errors="surrogateescape"))
+        return {"status": "copied", "positions_removed": stripped.removed}
 
     def _anonymize(self, entry: Entry) -> dict:
         job = Job(entry.src, entry.dst, entry.kind)
