@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.deid-installed
 
-.PHONY: install demo test test-quick bench recall evaluate sample basis clean
+.PHONY: install demo test test-quick bench recall evaluate sample basis corpus clean
 
 # Reinstalls only when the dependencies change; a second `make` costs nothing.
 $(STAMP): pyproject.toml Makefile
@@ -50,6 +50,10 @@ sample: install
 
 basis: install
 	$(BIN)/python scripts/make_default_basis.py
+
+# The reliability corpus (README, Reliability): every case's input, generated with the bundled ffmpeg, in out/corpus/
+corpus: install
+	$(BIN)/python tests/corpus.py out/corpus
 
 clean:
 	rm -rf out .pytest_cache

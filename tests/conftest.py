@@ -52,6 +52,36 @@ def run_deid(*args: str, timeout: float = 600, env: dict | None = None) -> subpr
     )
 
 
+def run_cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    """The real command in this process (its argument parsing, exit codes and stderr lines, without a second
+    interpreter start): for the many corpus cases. Signals and crashes are tested with :func:`run_deid`."""
+    import contextlib
+    import io
+    import signal
+
+    from deidcli.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    handlers = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGHUP)}
+    argv, here = sys.argv, os.getcwd()
+    sys.argv = ["deid", *map(str, args)]
+    code = 0
+    try:
+        if cwd is not None:
+            os.chdir(cwd)
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                main()
+            except SystemExit as exc:
+                code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    finally:
+        sys.argv = argv
+        os.chdir(here)
+        for s, h in handlers.items():
+            signal.signal(s, h)
+    return subprocess.CompletedProcess(sys.argv, code, out.getvalue(), err.getvalue())
+
+
 def sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
