@@ -13,7 +13,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from deidcli.image_io import open_image
-from deidcli.video.reader import StreamInfo, ffmpeg_path
+from deidcli.video.probe import StreamInfo, ffmpeg_path
 
 FORMATS = {"mjpeg": ("JPEG", ".jpg"), "png": ("PNG", ".png")}
 

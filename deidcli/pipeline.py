@@ -14,20 +14,19 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from deidcli.image_io import open_image
-
 from deidcli.anonymizer import FrameAnonymizer
 from deidcli.config import DeidConfig
 from deidcli.consent import ConsentLog
+from deidcli.covers import cover_suffix, read_cover, write_cover
 from deidcli.detections import Detections
 from deidcli.detections_io import frame_line, header, read_detections
 from deidcli.errors import DecodeError, DeidError, InvalidMediaError
+from deidcli.image_io import open_image
 from deidcli.media import Job
 from deidcli.methods.regions import FallbackLog
 from deidcli.outputs import atomic_output, temporary_beside
 from deidcli.targets import TARGETS
 from deidcli.tracking import ByteTracker, CoverageSettings, TemporalCoverage
-from deidcli.covers import cover_suffix, read_cover, write_cover
 from deidcli.video import EncodeSettings, VideoReader, VideoWriter
 from deidcli.video.containers import plan_output, single_stream_plan
 from deidcli.video.grafts import write_graft_file

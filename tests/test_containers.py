@@ -10,7 +10,9 @@ import pytest
 
 from deidcli.errors import ConfigError
 from deidcli.video.containers import output_suffix, plan_output
-from deidcli.video.reader import ReadStats, StreamInfo, StreamTally, VideoInfo, truncation
+from deidcli.video.completeness import ReadStats, StreamTally, truncation
+from deidcli.video.probe import StreamInfo
+from deidcli.video.reader import VideoInfo
 from deidcli.video.writer import encoder_pix_fmt, failure_cause
 
 MAIN = StreamInfo(0, "video", "h264", "main", pix_fmt="yuv420p", width=320, height=180)

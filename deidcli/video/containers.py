@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from deidcli.errors import ConfigError
-from deidcli.video.reader import StreamInfo, VideoInfo
+from deidcli.video.probe import StreamInfo
+from deidcli.video.reader import VideoInfo
 
 TEXT_SUBTITLES = {"subrip", "ass", "ssa", "webvtt", "mov_text", "text"}
 ANY = None  # a muxer that takes every codec of a kind

@@ -13,7 +13,7 @@ from pathlib import Path
 import av
 
 from deidcli.errors import DecodeError
-from deidcli.video.reader import StreamInfo, ffmpeg_path
+from deidcli.video.probe import StreamInfo, ffmpeg_path
 
 
 def write_graft_file(source: Path, streams: list[StreamInfo], dst: Path) -> int:

@@ -1,15 +1,11 @@
 """Decode one video stream frame by frame, keeping each frame's timestamp, and prove the file was whole.
 
-Probing names every stream of the file and the part it plays in the output (:class:`StreamInfo.role`): the video
-streams (all of them are anonymized), cover pictures (anonymized too), audio, subtitles, telemetry and other data,
-timecode and chapter tracks (rebuilt by the muxer), attachments. Reading checks completeness as it goes: a file
-whose packets end clearly before the duration its header states, or (MP4/MOV) whose index lists packets the file no
-longer holds, is truncated, and nothing of it may be written.
+Probing (:mod:`deidcli.video.probe`) names every stream of the file and its role in the output; reading demuxes
+them all and checks, once the file is read, that it was whole (:mod:`deidcli.video.completeness`).
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -20,44 +16,8 @@ import numpy as np
 
 from deidcli.errors import DecodeError, InvalidMediaError
 from deidcli.video import isobmff
-
-QUICKTIME = "mov,mp4,m4a,3gp,3g2,mj2"
-# Containers whose header states the duration (not estimated from a bit rate), so a short file can be told apart.
-STATED_DURATION = {QUICKTIME, "matroska,webm", "avi", "mxf", "nut", "asf", "flv"}
-# Index counts that are samples rather than packets (uncompressed audio in MOV/AVI): never compared with packets.
-PCM_PREFIX = "pcm_"
-FONT_MIMETYPES = ("font/", "application/x-truetype-font", "application/vnd.ms-opentype", "application/x-font",
-                  "application/font")
-
-
-@dataclass(frozen=True)
-class StreamInfo:
-    """One stream of the source and the part it plays in the output.
-
-    ``role``: ``main`` (the video stream read first), ``video`` (another video stream: anonymized as well),
-    ``cover`` (an attached picture: anonymized), ``audio``, ``subtitle``, ``data`` (telemetry ffmpeg can copy),
-    ``opaque`` (a QuickTime data track of a format ffmpeg cannot write, e.g. DJI ``djmd``: carried as binary data),
-    ``timecode`` and ``chapters`` (rebuilt by the muxer from the video's timecode tag and the chapter list),
-    ``font`` (an attachment a subtitle renderer needs), ``attachment`` (any other attached file).
-    """
-
-    index: int
-    type: str
-    codec: str | None
-    role: str
-    fourcc: str = ""  # QuickTime sample format (from the file's own boxes), "" elsewhere
-    track_id: int = 0  # QuickTime track id
-    disposition: tuple[str, ...] = ()  # default, forced, attached_pic, ...
-    metadata: dict = field(default_factory=dict, compare=False)
-    packets: int = 0  # the container index's count; 0 when unknown
-    stated_span: float | None = None  # how long the header says the stream lasts (s), where it says so per stream
-    pix_fmt: str | None = None  # video streams
-    width: int = 0
-    height: int = 0
-
-    @property
-    def timecode(self) -> bool:
-        return self.role == "timecode"
+from deidcli.video.completeness import ReadStats, tally, truncation
+from deidcli.video.probe import QUICKTIME, StreamInfo, is_cover_art, open_media, stream_info, why
 
 
 @dataclass(frozen=True)
@@ -91,34 +51,6 @@ class VideoInfo:
         return tuple(s for s in self.streams if s.role in ("main", "video"))
 
 
-@dataclass
-class StreamTally:
-    """What the demuxer actually delivered of one stream: packets and where the last one ends."""
-
-    packets: int = 0
-    end: float | None = None  # seconds
-    longest: float = 0.0  # the longest packet duration seen, seconds (or time between packets, where unstored)
-    first: float | None = None  # start of the earliest packet, seconds
-    last: float | None = None  # start of the latest packet, seconds
-    step: float = 0.0  # the shortest time between two packets: a packet's duration where the file stores none
-
-
-@dataclass
-class ReadStats:
-    decoded: int = 0  # frames of the decoded stream
-    tallies: dict[int, StreamTally] = field(default_factory=dict)  # stream index -> what it delivered
-
-
-def ffmpeg_path(path: Path | str) -> str:
-    """A path ffmpeg reads as a file whatever its name: absolute, so ``12:30:00.mp4`` is no URL and ``-clip.mp4``
-    no option."""
-    return os.path.abspath(os.fspath(path))
-
-
-def _open(path: Path):
-    return av.open(ffmpeg_path(path), metadata_errors="ignore")
-
-
 class VideoReader:
     """Streams frames from one video stream of a file (``video``: 0 for the first, not counting cover pictures);
     memory stays flat whatever the length. With ``deep``, a source of more than 8 bits per sample is read as
@@ -134,11 +66,11 @@ class VideoReader:
         if size == 0:
             raise InvalidMediaError(f"{self.path}: file is empty")
         try:
-            self._container = _open(self.path)
+            self._container = open_media(self.path)
         except (av.error.FFmpegError, UnicodeDecodeError, ValueError) as exc:
-            raise InvalidMediaError(f"{self.path}: not a readable video ({_why(exc)})") from None
+            raise InvalidMediaError(f"{self.path}: not a readable video ({why(exc)})") from None
         try:
-            streams = [s for s in self._container.streams.video if not _is_cover_art(s)]
+            streams = [s for s in self._container.streams.video if not is_cover_art(s)]
             if not streams:
                 raise InvalidMediaError(f"{self.path}: has no video stream")
             if video >= len(streams):
@@ -162,7 +94,7 @@ class VideoReader:
         c = self._container
         tracks = {t.track_id: t for t in isobmff.read_tracks(self.path)} if c.format.name == QUICKTIME else {}
         chapters = isobmff.chapter_track_ids(list(tracks.values()))
-        streams = tuple(_stream_info(o, self._index, tracks, chapters, c.format.name) for o in c.streams)
+        streams = tuple(stream_info(o, self._index, tracks, chapters, c.format.name) for o in c.streams)
         rotation, color = self._first_frame_properties()
         duration = float(s.duration * s.time_base) if s.duration else None
         if duration is None and c.duration:
@@ -192,7 +124,7 @@ class VideoReader:
         try:
             frame = next(iter(self._container.decode(self._stream)), None)
         except av.error.FFmpegError as exc:
-            raise DecodeError(f"{self.path}: cannot decode the first frame ({_why(exc)}): damaged or truncated "
+            raise DecodeError(f"{self.path}: cannot decode the first frame ({why(exc)}): damaged or truncated "
                               f"file") from None
         if frame is None:
             raise DecodeError(f"{self.path}: no frame could be decoded (truncated or damaged file)")
@@ -212,9 +144,9 @@ class VideoReader:
         the stated duration once the file is read.
         """
         try:
-            container = _open(self.path)
+            container = open_media(self.path)
         except av.error.FFmpegError as exc:
-            raise DecodeError(f"{self.path}: cannot reopen ({_why(exc)})") from None
+            raise DecodeError(f"{self.path}: cannot reopen ({why(exc)})") from None
         stream = next(s for s in container.streams if s.index == self._index)
         stream.thread_type = "AUTO"
         wanted = [s for s in container.streams if s.type in ("video", "audio", "subtitle", "data")]
@@ -226,7 +158,7 @@ class VideoReader:
         shift = None if self.info.container_format == "avi" else 0
         try:
             for packet in container.demux(*wanted):
-                _tally(stats, packet)
+                tally(stats, packet)
                 if packet.stream.index != self._index:
                     continue
                 for frame in packet.decode():
@@ -238,7 +170,7 @@ class VideoReader:
                     index += 1
                     stats.decoded = index
         except av.error.FFmpegError as exc:
-            raise DecodeError(f"{self.path}: decoding failed after frame {index} ({_why(exc)})") from None
+            raise DecodeError(f"{self.path}: decoding failed after frame {index} ({why(exc)})") from None
         finally:
             container.close()
         if index == 0:
@@ -290,139 +222,3 @@ def bit_depth(pix_fmt: str) -> int:
         return 8
 
 
-def _tally(stats: ReadStats, packet) -> None:
-    if packet.size == 0 and packet.pts is None:
-        return  # the demuxer's end-of-stream marker
-    t = stats.tallies.setdefault(packet.stream.index, StreamTally())
-    t.packets += 1
-    if packet.pts is not None and packet.time_base:
-        start = float(packet.pts * packet.time_base)
-        if t.last is not None and start > t.last:
-            t.step = start - t.last if not t.step else min(t.step, start - t.last)
-        t.last = start
-        t.first = start if t.first is None else min(t.first, start)
-        duration = float((packet.duration or 0) * packet.time_base) or t.step
-        t.end = start + duration if t.end is None else max(t.end, start + duration)
-        t.longest = max(t.longest, duration)
-
-
-def truncation(info: VideoInfo, stats: ReadStats) -> str | None:
-    """Why the file read is shorter than it says it is, or None when it is whole.
-
-    * MP4/MOV index every packet: a stream that delivered fewer (uncompressed audio aside, indexed in samples) lost
-      its end.
-    * Where the header states a stream's duration (MP4/MOV track durations, Matroska's per-track DURATION tags),
-      its packets must span it, within half its longest packet; where it states only the file's duration, the
-      streams together must reach that, within one and a half frames. A file that states nothing (MPEG-TS, raw
-      streams) cannot be told from a shorter whole one.
-    """
-    for s in info.streams:
-        if s.role in ("cover", "timecode", "chapters", "font", "attachment"):
-            continue
-        t = stats.tallies.get(s.index, StreamTally())
-        if info.container_format == QUICKTIME and s.packets and s.type in ("video", "audio") \
-                and not (s.codec or "").startswith(PCM_PREFIX):  # subtitles index empty samples it never delivers
-            if t.packets < s.packets:
-                return f"{s.type} stream {s.index} ends after {t.packets} of {s.packets} packets"
-        if s.stated_span is not None and s.stated_span > 0 and s.type in ("video", "audio"):
-            # Muxers count a stream's duration from zero, or from its first packet when that starts before zero
-            # (audio priming): measured the same way, a whole stream reaches it.
-            span = t.end - min(0.0, t.first) if t.end is not None and t.first is not None else 0.0
-            if span < s.stated_span - max(0.005, 0.5 * t.longest) - _PTS_SLACK.get(info.container_format, 0):
-                return f"{s.type} stream {s.index} lasts {span:.3f} s of the {s.stated_span:.3f} s its header states"
-    if info.container_format not in STATED_DURATION:
-        return None
-    ends = [t for t in stats.tallies.values() if t.end is not None]
-    if not ends or info.stated_s is None:
-        return None
-    container_end = info.start_s + info.stated_s
-    reached = max(t.end for t in ends)
-    frame = 1 / float(info.frame_rate) if info.frame_rate else 0.04
-    slack = max(0.05, 1.5 * max(frame, max(t.longest for t in ends)))
-    if reached < container_end - slack:
-        return f"the streams end at {reached:.2f} s of the {container_end:.2f} s its header states"
-    return None
-
-
-# MP4 track durations count decode time, while packets end at their presentation times: B-frame reordering and
-# edit lists move the last presentation by a few frames either way.
-_PTS_SLACK = {QUICKTIME: 0.15}
-
-
-def _stated_stream_span(s, container: str) -> float | None:
-    if container == QUICKTIME and s.duration and s.time_base:
-        return float(s.duration * s.time_base)
-    tag = s.metadata.get("DURATION")  # Matroska: written by ffmpeg and mkvmerge for every track
-    if tag:
-        try:
-            h, m, sec = tag.split(":")
-            return int(h) * 3600 + int(m) * 60 + float(sec)
-        except ValueError:
-            return None
-    return None
-
-
-def _stream_info(s, main: int, tracks: dict, chapters: set[int], container: str) -> StreamInfo:
-    cc = s.codec_context
-    codec = _codec_name(cc)
-    track = tracks.get(s.id)
-    fourcc = track.fourcc if track else ""
-    disposition = _disposition(s)
-    meta = dict(s.metadata)
-    if s.index == main:
-        role = "main"
-    elif s.type == "video":
-        role = "cover" if "attached_pic" in disposition else "video"
-    elif s.type in ("audio", "subtitle"):
-        role = s.type
-    elif s.type == "attachment":
-        mime = meta.get("mimetype", "").lower()
-        role = "font" if mime.startswith(FONT_MIMETYPES) else "attachment"
-    elif s.type == "data":
-        if fourcc == "tmcd" or "timecode" in meta:
-            role = "timecode"
-        elif track is not None and track.track_id in chapters:
-            role = "chapters"
-        elif codec is None and fourcc:
-            role = "opaque"
-        else:
-            role = "data"
-    else:
-        role = "other"
-    width = height = 0
-    pix_fmt = None
-    if s.type == "video" and cc is not None:
-        width, height, pix_fmt = cc.width, cc.height, cc.pix_fmt
-    return StreamInfo(s.index, s.type, codec, role, fourcc, track.track_id if track else 0, disposition, meta,
-                      int(s.frames or 0), _stated_stream_span(s, container), pix_fmt, width, height)
-
-
-def _codec_name(cc) -> str | None:
-    """The codec's own name (mp3, subrip), not its decoder's (mp3float, srt)."""
-    if cc is None:
-        return None
-    try:
-        return cc.codec.canonical_name
-    except (AttributeError, av.error.FFmpegError):
-        return cc.name
-
-
-DISPOSITIONS = ("default", "dub", "original", "comment", "lyrics", "karaoke", "forced", "hearing_impaired",
-                "visual_impaired", "clean_effects", "attached_pic", "captions", "descriptions", "metadata")
-
-
-def _disposition(stream) -> tuple[str, ...]:
-    try:
-        flags = stream.disposition
-        return tuple(n for n in DISPOSITIONS if flags & getattr(av.stream.Disposition, n))
-    except AttributeError:
-        return ()
-
-
-def _is_cover_art(stream) -> bool:
-    return "attached_pic" in _disposition(stream)
-
-
-def _why(exc: Exception) -> str:
-    msg = getattr(exc, "strerror", None) or str(exc)
-    return msg.split(": '")[0].strip() or exc.__class__.__name__

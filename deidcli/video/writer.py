@@ -20,7 +20,8 @@ import numpy as np
 from deidcli.errors import EncodeError, OutputNotWritableError
 from deidcli.video import isobmff
 from deidcli.video.containers import OutputPlan, OutStream
-from deidcli.video.reader import VideoInfo, colour_args, ffmpeg_path
+from deidcli.video.probe import ffmpeg_path
+from deidcli.video.reader import VideoInfo, colour_args
 
 # What x264/x265 take as they are; others are mapped to the nearest by chroma subsampling and bit depth.
 _X26X_PIX_FMTS = {
