@@ -25,11 +25,13 @@ from deidcli.image_io import open_image
 from deidcli.media import Job
 from deidcli.methods.regions import FallbackLog
 from deidcli.outputs import atomic_output, temporary_beside
+from deidcli.positions import has_positions
 from deidcli.targets import TARGETS
 from deidcli.tracking import ByteTracker, CoverageSettings, TemporalCoverage
 from deidcli.video import EncodeSettings, VideoReader, VideoWriter
-from deidcli.video.containers import plan_output, single_stream_plan
+from deidcli.video.containers import TEXT_SUBTITLES, plan_output, single_stream_plan
 from deidcli.video.grafts import write_graft_file
+from deidcli.video.probe import subtitle_text
 from deidcli.video.reader import Frame
 from deidcli.video.writer import Extras
 
@@ -301,6 +303,15 @@ def _prepare_extras(job: Job, info, plan, anonymizer: FrameAnonymizer, cfg: Deid
     return extras
 
 
+def _subtitles_with_positions(info, cfg: DeidConfig) -> dict[int, str]:
+    """Under --strip-metadata, the text subtitle tracks that carry GPS positions (cameras that embed their
+    telemetry as subtitles): they go with the rest of the metadata."""
+    if not cfg.strip_metadata:
+        return {}
+    return {s.index: "it carries GPS positions (--strip-metadata)" for s in info.streams
+            if s.role == "subtitle" and s.codec in TEXT_SUBTITLES and has_positions(subtitle_text(info.path, s.index))}
+
+
 def process_video(
     job: Job,
     anonymizer: FrameAnonymizer,
@@ -321,7 +332,7 @@ def process_video(
     info = reader.info
     result.width, result.height, result.duration_s = info.width, info.height, info.duration_s
     settings = EncodeSettings(cfg.codec, cfg.crf, cfg.preset, cfg.strip_metadata)
-    plan = plan_output(info, job.dst, cfg.codec, cfg.strip_metadata)
+    plan = plan_output(info, job.dst, cfg.codec, cfg.strip_metadata, _subtitles_with_positions(info, cfg))
     result.notes += plan.notes
     result.streams = [{"index": o.source.index, "type": o.source.type, "codec": o.source.codec,
                        "fourcc": o.source.fourcc or None, "action": o.action,

@@ -146,6 +146,13 @@ def _srt(folder: Path, name: str = "subs.srt") -> Path:
     return p
 
 
+def _telemetry_srt(folder: Path) -> Path:
+    p = folder / "telemetry.srt"
+    p.write_text("1\n00:00:00,000 --> 00:00:00,500\n[iso : 100] [latitude: 28.572901] [longitude: -80.649012]\n\n"
+                 "2\n00:00:00,500 --> 00:00:01,000\n[iso : 100] [latitude: 28.572911] [longitude: -80.649022]\n")
+    return p
+
+
 def _ass(folder: Path) -> Path:
     p = folder / "subs.ass"
     p.write_text(
@@ -454,6 +461,11 @@ def streams() -> list[Case]:
         Case("dji_djmd_stripped", "streams", "DJI djmd + dbgi tracks, --strip-metadata", lambda d: _pyav_data_tracks(
             d, "DJI_0002.MP4", [(b"djmd", "DJI meta"), (b"dbgi", "DJI dbgi")]), "both removed (they hold GPS)",
             args=("--strip-metadata",)),
+        Case("dji_subtitle_gps", "streams", "DJI telemetry embedded as a subtitle track (mov_text)",
+             lambda d: _subs(d, "DJI_0004.MOV", "mov_text", _telemetry_srt(d)), "copied"),
+        Case("dji_subtitle_gps_stripped", "streams", "the same, --strip-metadata", lambda d: _subs(
+            d, "DJI_0004.MOV", "mov_text", _telemetry_srt(d)), "the subtitle track left out: it carries GPS positions",
+            args=("--strip-metadata",), converted={"subtitle": "left out"}),
         Case("ts_klv", "streams", "KLV/binary data stream in MPEG-TS", _ts_data, "copied"),
         Case("chapters_mp4", "streams", "MP4 chapters (a text track)",
              lambda d: _chapters_in(d, "chapters.mp4", "aac"), "chapters kept"),

@@ -158,9 +158,9 @@ def problems(src: Path, dst: Path, converted: dict[str, str] | None = None, stri
     # streams of every kind
     for kind in ("video", "cover", "audio", "subtitle", "data", "attachment"):
         sa, sb = _by_type(a, kind), _by_type(b, kind)
-        if kind == "data" and strip:
+        if (kind == "data" and strip) or converted.get(kind) == "left out":
             if sb:
-                found.append(f"{len(sb)} data stream(s) left although metadata was stripped")
+                found.append(f"{len(sb)} {kind} stream(s) left that must be left out")
             continue
         if len(sa) != len(sb):
             found.append(f"{kind} streams: {len(sa)} in, {len(sb)} out")

@@ -259,7 +259,7 @@ def test_batch_strips_positions_from_the_sidecar(tmp_path):
 
 
 def test_a_sidecar_whose_positions_cannot_be_told_is_left_out():
-    from deidcli.batch.sidecars import strip_positions
+    from deidcli.positions import strip_positions
 
     odd = "1\n00:00:00,000 --> 00:00:01,000\nPOS 28.572901 / -80.649012\n"
     assert not strip_positions(odd).safe
@@ -270,3 +270,10 @@ def test_the_readme_lists_every_case():
     from corpus import ROOT, table
 
     assert table() in (ROOT / "README.md").read_text(), "regenerate the README's table: python tests/corpus.py --table"
+
+
+def test_ordinary_subtitles_name_no_place():
+    from deidcli.positions import has_positions
+
+    assert not has_positions("hello\nworld\n{\\b1}bold{\\b0} words at 12:30, 3 of 4")
+    assert has_positions("[iso : 100] [latitude: 28.572901]") and has_positions("GPS(-80.6491,28.5730,16)")

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import av
 
-from deidcli.batch.sidecars import is_sidecar
+from deidcli.positions import is_sidecar
 from deidcli.image_io import file_format
 from deidcli.media import IMAGE_EXTS, VIDEO_EXTS
 from deidcli.outputs import TMP_MARK, mirrored_name

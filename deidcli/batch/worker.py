@@ -11,7 +11,7 @@ from datetime import datetime, timezone
 
 from deidcli.anonymizer import FrameAnonymizer
 from deidcli.batch.manifest import sha256
-from deidcli.batch.sidecars import strip_positions
+from deidcli.positions import strip_positions
 from deidcli.batch.tree import Entry
 from deidcli.config import DeidConfig
 from deidcli.errors import DeidError, ExitCode

@@ -152,8 +152,10 @@ def choose_encoder(muxer: Muxer, requested: str) -> str:
     return requested
 
 
-def plan_output(info: VideoInfo, output: Path, requested_codec: str = "auto", strip_metadata: bool = False) -> OutputPlan:
-    """Decide, for every stream of ``info``, what the output at ``output`` holds of it.
+def plan_output(info: VideoInfo, output: Path, requested_codec: str = "auto", strip_metadata: bool = False,
+                leave_out: dict[int, str] | None = None) -> OutputPlan:
+    """Decide, for every stream of ``info``, what the output at ``output`` holds of it; ``leave_out`` names
+    streams the caller found must not be written (stream index -> why).
 
     Raises :class:`ConfigError` (one line, naming a container that would do) when the output's container cannot
     hold a stream the source has and nothing it may drop explains the loss.
@@ -164,7 +166,9 @@ def plan_output(info: VideoInfo, output: Path, requested_codec: str = "auto", st
     subtitles_converted = False
     out: list[OutStream] = []
     for s in info.streams:
-        if s.role in ("main", "video"):
+        if leave_out and s.index in leave_out and s.index != info.index:
+            out.append(OutStream(s, "drop", note=f"stream {s.index}: {s.type} left out: {leave_out[s.index]}"))
+        elif s.role in ("main", "video"):
             out.append(OutStream(s, "encode", encoder))
         elif s.role == "cover":
             out.append(OutStream(s, "encode", "cover") if muxer.cover else OutStream(

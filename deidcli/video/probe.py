@@ -133,3 +133,20 @@ def why(exc: Exception) -> str:
     """An FFmpeg error in a few words, without the path it repeats."""
     msg = getattr(exc, "strerror", None) or str(exc)
     return msg.split(": '")[0].strip() or exc.__class__.__name__
+
+
+def subtitle_text(path: Path, index: int, packets: int = 500) -> str:
+    """The text of the first ``packets`` packets of subtitle stream ``index`` (every text format keeps its words
+    readable in the packet bytes: SubRip, ASS, WebVTT, mov_text)."""
+    parts = []
+    try:
+        with open_media(path) as c:
+            s = next(x for x in c.streams if x.index == index)
+            for n, p in enumerate(c.demux(s)):
+                if n >= packets:
+                    break
+                if p.size:
+                    parts.append(bytes(p).decode("utf-8", errors="replace"))
+    except (av.error.FFmpegError, StopIteration):
+        pass
+    return "\n".join(parts)

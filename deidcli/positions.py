@@ -1,9 +1,11 @@
-"""Telemetry sidecars: the ``.SRT`` a DJI drone writes beside each clip, with the aircraft's position every frame.
+"""Positions in telemetry text: the ``.SRT`` a DJI drone writes beside each clip, or the subtitle track some
+cameras embed, with the aircraft's position every frame.
 
-A batch carries each one into the output tree beside its clip. Under ``--strip-metadata`` the positions go: every
-field that names a place (latitude, longitude, altitude, GPS(...) and HOME(...), which is where the pilot stood) is
-removed and the rest (exposure, time, distances) kept. A file in which something that still reads like coordinates
-remains is left out whole, never written half cleaned.
+A batch carries each sidecar into the output tree beside its clip. Under ``--strip-metadata`` the positions go:
+every field that names a place (latitude, longitude, altitude, GPS(...) and HOME(...), which is where the pilot
+stood) is removed and the rest (exposure, time, distances) kept. A file in which something that still reads like
+coordinates remains is left out whole, never written half cleaned; a subtitle track that carries positions is left
+out of the video.
 """
 
 from __future__ import annotations
@@ -36,6 +38,11 @@ class Stripped:
 def is_sidecar(path: Path, video_stems: set[str]) -> bool:
     """An ``.SRT`` named like a video of its folder (``DJI_0001.SRT`` beside ``DJI_0001.MP4``)."""
     return path.suffix.lower() in SIDECAR_EXTS and path.stem.lower() in video_stems
+
+
+def has_positions(text: str) -> bool:
+    """Whether ``text`` names a place: a position field, or a number with the decimals of a coordinate."""
+    return any(p.search(text) for p in (_FIELD, _CALL, _PAIR)) or not strip_positions(text).safe
 
 
 def strip_positions(text: str) -> Stripped:
