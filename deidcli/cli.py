@@ -542,8 +542,10 @@ def _usage_line(exc: Exception) -> str:
 
 def main() -> None:
     # SIGTERM (kill) and SIGHUP (terminal closed) end a run as Ctrl-C does: temporary outputs removed, exit 130.
+    # A signal the caller chose to ignore stays ignored (nohup deid ... keeps running when the terminal closes).
     for sig in (signal.SIGTERM, signal.SIGHUP):
-        signal.signal(sig, _on_signal)
+        if signal.getsignal(sig) is not signal.SIG_IGN:
+            signal.signal(sig, _on_signal)
     try:
         # Without standalone mode click hands back the exit code of typer.Exit instead of exiting.
         rc = app(standalone_mode=False)

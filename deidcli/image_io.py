@@ -12,12 +12,20 @@ from pathlib import Path
 
 from PIL import Image
 
+# What deid anonymizes and writes back in the same format.
 SIGNATURES = {b"\xff\xd8\xff": ("JPEG", ".jpg"), b"\x89PNG\r\n\x1a\n": ("PNG", ".png")}
+# What it also reads, in folders of face photos (a photo saved as WebP under a .jpg name is common).
+READABLE = (b"RIFF", b"BM", b"II*\x00", b"MM\x00*", b"GIF87a", b"GIF89a")
 
 
 def image_format(data: bytes) -> tuple[str, str] | None:
     """(PIL format, extension) of an image from its first bytes, or None when it is neither JPEG nor PNG."""
     return next((fmt for magic, fmt in SIGNATURES.items() if data.startswith(magic)), None)
+
+
+def _readable(head: bytes) -> bool:
+    return image_format(head) is not None or (head.startswith(READABLE) and (not head.startswith(b"RIFF")
+                                                                          or head[8:12] == b"WEBP"))
 
 
 def file_format(path: Path) -> tuple[str, str] | None:
@@ -29,11 +37,12 @@ def file_format(path: Path) -> tuple[str, str] | None:
 
 
 def open_image(source: Path | bytes) -> Image.Image:
-    """A JPEG or PNG file (or its bytes), opened; anything else raises ``PIL.UnidentifiedImageError``."""
-    head = source[:8] if isinstance(source, bytes) else None
+    """An image file (or its bytes) opened: JPEG, PNG, WebP, BMP, TIFF or GIF; anything else raises
+    ``PIL.UnidentifiedImageError`` before PIL sees it."""
+    head = source[:12] if isinstance(source, bytes) else None
     if head is None:
         with open(source, "rb") as fh:
-            head = fh.read(8)
-    if image_format(head) is None:
-        raise Image.UnidentifiedImageError("not a JPEG or PNG image")
+            head = fh.read(12)
+    if not _readable(head):
+        raise Image.UnidentifiedImageError("not a JPEG, PNG, WebP, BMP, TIFF or GIF image")
     return Image.open(io.BytesIO(source) if isinstance(source, bytes) else source)

@@ -114,9 +114,20 @@ def test_a_name_with_a_leading_dash_gets_one_line_with_the_way_out(tmp_path):
 # --- faults ----------------------------------------------------------------------------------------------------
 
 
-def _start(args: list, cwd: Path) -> subprocess.Popen:
+def _as_in_a_terminal() -> None:
+    """The signal dispositions of a command typed in a terminal: a test run started in the background (as CI may
+    be) ignores SIGINT, and its children would inherit that."""
+    for sig in (signal.SIGINT, signal.SIGHUP):
+        signal.signal(sig, signal.SIG_DFL)
+
+
+def _as_under_nohup() -> None:
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
+
+
+def _start(args: list, cwd: Path, how=_as_in_a_terminal) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-m", "deidcli", *map(str, args)], cwd=cwd, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+                            stderr=subprocess.PIPE, text=True, preexec_fn=how)
 
 
 def _wait_for_temporary(folder: Path, proc: subprocess.Popen) -> None:
@@ -139,6 +150,18 @@ def test_a_signal_mid_run_leaves_nothing(tmp_path, sig):
     assert proc.returncode == int(ExitCode.INTERRUPTED), err
     assert "interrupted" in err
     assert [p.name for p in tmp_path.iterdir()] == ["clip.mp4"] and sha256(src) == before
+
+
+@pytest.mark.slow
+def test_nohup_keeps_running_when_the_terminal_closes(tmp_path):
+    src = tmp_path / "clip.mp4"
+    shutil.copy(SAMPLE, src)
+    proc = _start(["run", src, "-q"], tmp_path, _as_under_nohup)
+    _wait_for_temporary(tmp_path, proc)
+    proc.send_signal(signal.SIGHUP)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err
+    assert (tmp_path / "clip_anonymized.mp4").is_file()
 
 
 @pytest.mark.slow
