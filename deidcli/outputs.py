@@ -26,7 +26,7 @@ def mirrored_name(src: Path) -> str:
     :func:`default_output`."""
     from deidcli.video.containers import output_suffix
 
-    return f"{src.stem}{output_suffix(src)}" if output_suffix(src) != src.suffix else src.name
+    return f"{src.stem}{output_suffix(src)}"
 
 
 def temporary_beside(dst: Path, tag: str, suffix: str) -> Path:

@@ -266,15 +266,13 @@ def _prepare_extras(job: Job, info, plan, anonymizer: FrameAnonymizer, cfg: Deid
         temps.callback(path.unlink, missing_ok=True)
         return path
 
-    video_number = 0
+    video_indices = [v.index for v in info.video_streams]  # file order, as VideoReader counts them
     for o in plan.streams:
         s = o.source
-        if s.role in ("main", "video"):
-            video_number += 1
         if o.action != "encode" or s.index == info.index:
             continue
         if s.role == "video":
-            reader = VideoReader(job.src, video=video_number - 1, deep=True)
+            reader = VideoReader(job.src, video=video_indices.index(s.index), deep=True)
             path = temporary(f"stream{s.index}", ".nut")
             part = FileResult(str(job.src), str(path), "video")
             writer = VideoWriter(reader.info, settings, path, single_stream_plan(reader.info, plan.encoder))

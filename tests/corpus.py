@@ -374,10 +374,11 @@ def _multi_audio(folder: Path) -> Path:
     return dst
 
 
-def _subs(folder: Path, name: str, codec: str, source: Path) -> Path:
+def _subs(folder: Path, name: str, codec: str, source: Path, *extra: str, audio: str = "aac") -> Path:
+    """The sample clip with the subtitles of ``source`` in ``codec``; ``extra`` output options (tags, flags)."""
     dst = folder / name
-    ff(*_src(), "-i", source, *_scale(), "-map", "0:v", "-map", "0:a", "-map", "1:s", "-c:v", "libx264", "-preset", "veryfast",
-       "-c:a", "aac", "-c:s", codec, "-metadata:s:s:0", "language=eng", dst)
+    ff(*_src(), "-i", source, *_scale(), "-map", "0:v", "-map", "0:a", "-map", "1:s", "-c:v", "libx264", "-preset",
+       "veryfast", "-c:a", audio, "-c:s", codec, "-metadata:s:s:0", "language=eng", *extra, dst)
     source.unlink()
     return dst
 
@@ -534,18 +535,11 @@ def metadata() -> list[Case]:
         Case("hlg", "metadata", "HLG transfer (arib-std-b67) in MKV", lambda d: _encode(
             d, "hlg.mkv", "-c:v", "libx264", "-preset", "veryfast", "-pix_fmt", "yuv420p10le", audio=("-c:a", "libopus"),
             then="setparams=color_primaries=bt2020:color_trc=arib-std-b67:colorspace=bt2020nc"), "kept"),
-        Case("mkv_flags", "metadata", "MKV: stream titles, default and forced flags", lambda d: _mkv_flags(d),
+        Case("mkv_flags", "metadata", "MKV: stream titles, default and forced flags", lambda d: _subs(
+            d, "flags.mkv", "srt", _srt(d), "-metadata:s:v:0", "title=Main camera", "-disposition:v:0", "default",
+            "-disposition:a:0", "default", "-disposition:s:0", "forced", audio="libopus"),
              "flags and titles kept"),
     ]
-
-
-def _mkv_flags(folder: Path) -> Path:
-    dst = folder / "flags.mkv"
-    ff(*_src(), "-i", _srt(folder), *_scale(), "-map", "0:v", "-map", "0:a", "-map", "1:s", "-c:v", "libx264", "-preset",
-       "veryfast", "-c:a", "libopus", "-c:s", "srt", "-metadata:s:v:0", "title=Main camera", "-disposition:v:0",
-       "default", "-disposition:a:0", "default", "-disposition:s:0", "forced", dst)
-    (folder / "subs.srt").unlink()
-    return dst
 
 
 def _damaged(folder: Path, name: str, share: float, *extra: str) -> Path:

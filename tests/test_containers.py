@@ -15,13 +15,13 @@ from deidcli.video.probe import StreamInfo
 from deidcli.video.reader import VideoInfo
 from deidcli.video.writer import encoder_pix_fmt, failure_cause
 
-MAIN = StreamInfo(0, "video", "h264", "main", pix_fmt="yuv420p", width=320, height=180)
+MAIN = StreamInfo(0, "video", "h264", "main")
 
 
 def info(*others: StreamInfo, path: str = "clip.mp4", fmt: str = "mov,mp4,m4a,3gp,3g2,mj2", **kw) -> VideoInfo:
     streams = (MAIN, *others)
     return VideoInfo(Path(path), 320, 180, "yuv420p", Fraction(1, 12800), Fraction(25), 25, 1.0, 0, fmt,
-                     tuple(others), {}, streams, 0, {}, **kw)
+                     {}, streams, 0, {}, **kw)
 
 
 def actions(plan) -> list[tuple[int, str, str]]:

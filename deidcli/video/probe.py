@@ -35,14 +35,10 @@ class StreamInfo:
     codec: str | None
     role: str
     fourcc: str = ""  # QuickTime sample format (from the file's own boxes), "" elsewhere
-    track_id: int = 0  # QuickTime track id
     disposition: tuple[str, ...] = ()  # default, forced, attached_pic, ...
     metadata: dict = field(default_factory=dict, compare=False)
     packets: int = 0  # the container index's count; 0 when unknown
     stated_span: float | None = None  # how long the header says the stream lasts (s), where it says so per stream
-    pix_fmt: str | None = None  # video streams
-    width: int = 0
-    height: int = 0
 
 
 def ffmpeg_path(path: Path | str) -> str:
@@ -82,12 +78,8 @@ def stream_info(s, main: int, tracks: dict, chapters: set[int], container: str) 
             role = "data"
     else:
         role = "other"
-    width = height = 0
-    pix_fmt = None
-    if s.type == "video" and cc is not None:
-        width, height, pix_fmt = cc.width, cc.height, cc.pix_fmt
-    return StreamInfo(s.index, s.type, codec, role, fourcc, track.track_id if track else 0, disposition, meta,
-                      int(s.frames or 0), _stated_stream_span(s, container), pix_fmt, width, height)
+    return StreamInfo(s.index, s.type, codec, role, fourcc, disposition, meta, int(s.frames or 0),
+                      _stated_stream_span(s, container))
 
 
 def _codec_name(cc) -> str | None:

@@ -32,7 +32,6 @@ class VideoInfo:
     duration_s: float | None
     rotation: int  # display rotation in degrees, anticlockwise, as ffmpeg's -display_rotation
     container_format: str
-    other_streams: tuple[StreamInfo, ...]  # everything but the stream this reader decodes
     color: dict[str, str]
     streams: tuple[StreamInfo, ...] = ()  # every stream of the file, in index order
     index: int = 0  # the decoded stream's index in the file
@@ -47,7 +46,7 @@ class VideoInfo:
 
     @property
     def video_streams(self) -> tuple[StreamInfo, ...]:
-        """The file's video streams other than cover pictures, the decoded one first."""
+        """The file's video streams other than cover pictures, in file order (as ``VideoReader(video=k)`` counts)."""
         return tuple(s for s in self.streams if s.role in ("main", "video"))
 
 
@@ -110,7 +109,6 @@ class VideoReader:
             duration_s=duration,
             rotation=rotation,
             container_format=c.format.name,
-            other_streams=tuple(o for o in streams if o.index != self._index),
             color=color,
             streams=streams,
             index=self._index,
@@ -194,19 +192,9 @@ class Frame:
     image: np.ndarray  # H x W x 3 RGB, as stored (not rotated): uint8, or uint16 from a deep reader
 
 
-def colour_args(color: dict[str, str]) -> dict:
-    """The matrix and range of a stream's YUV, for converting to and from RGB the same way both ways (swscale's
-    defaults would read full-range or BT.709 pictures with the limited-range BT.601 matrix)."""
-    out = {}
-    if "colorspace" in color:
-        out["colorspace"] = int(color["colorspace"])
-    if "color_range" in color:
-        out["color_range"] = int(color["color_range"])
-    return out
-
-
 def to_rgb(frame, deep: bool = False) -> np.ndarray:
-    """A decoded frame as ``H x W x 3`` RGB, with the frame's own matrix and range: uint8, or uint16 (``deep``)."""
+    """A decoded frame as ``H x W x 3`` RGB, with the frame's own matrix and range (swscale's default would read
+    full-range or BT.709 pictures with the limited-range BT.601 matrix): uint8, or uint16 (``deep``)."""
     kwargs = {}
     if frame.colorspace not in (0, 2):
         kwargs["src_colorspace"] = frame.colorspace

@@ -21,7 +21,7 @@ from deidcli.errors import EncodeError, OutputNotWritableError
 from deidcli.video import isobmff
 from deidcli.video.containers import OutputPlan, OutStream
 from deidcli.video.probe import ffmpeg_path
-from deidcli.video.reader import VideoInfo, colour_args
+from deidcli.video.reader import VideoInfo
 
 # What x264/x265 take as they are; others are mapped to the nearest by chroma subsampling and bit depth.
 _X26X_PIX_FMTS = {
@@ -244,9 +244,9 @@ class VideoWriter:
         self._last_pts: int | None = None
         self.frames_written = 0
         # Back to YUV with the matrix and range the frames were read with and the output is tagged with.
-        colour = colour_args(info.color)
-        self._to_yuv = {k: v for k, v in (("dst_colorspace", colour.get("colorspace")),
-                                          ("dst_color_range", colour.get("color_range"))) if v}
+        self._to_yuv = {dst: int(info.color[key]) for key, dst in (("colorspace", "dst_colorspace"),
+                                                                   ("color_range", "dst_color_range"))
+                        if key in info.color}
 
     def write(self, image: np.ndarray, pts: int | None) -> None:
         """Queue one ``H x W x 3`` RGB frame (uint8, or uint16 for deep sources) with its source timestamp."""
@@ -279,8 +279,7 @@ class VideoWriter:
 
     def _finish(self) -> None:
         """Give grafted telemetry tracks their names back, and check that every frame reached the file."""
-        grafts = [o for o in self.plan.kept("encode", "copy", "convert", "graft")]
-        renames = _graft_renames(self.output, grafts)
+        renames = _graft_renames(self.output, self.plan.kept("encode", "copy", "convert", "graft"))
         if renames:
             isobmff.rename_sample_formats(self.output, renames)
         written = _video_packets(self.output)
