@@ -164,3 +164,62 @@ def open_set_rate(probes: np.ndarray, gallery: np.ndarray, ids: np.ndarray, matc
     """Share of probes found by :func:`open_set_hits`."""
     hit = open_set_hits(probes, gallery, ids, match_distance)
     return float(hit.mean()) if len(hit) else float("nan")
+
+
+def measured_chance(probes: np.ndarray, gallery: np.ndarray, ids: np.ndarray, match_distance: float
+                    ) -> dict[str, float]:
+    """Chance measured on the anonymized faces themselves: the rank-1 rules when each probe is given *another
+    person's* anonymized face.
+
+    ``probes: (N, D)`` anonymized faces and ``gallery: (N, D)`` originals, in the same order, ``ids: (N,)``. For
+    each ordered pair (i, j) with ``ids[j] != ids[i]``, anonymized face ``j`` is ranked against every original but
+    photo ``i`` (as probe ``i`` itself is): a closed-set hit when ``ids[i]`` is its nearest identity (ties count as
+    a hit, as in :func:`identity_ranks`), an open-set hit when that nearest photo is also within
+    ``match_distance``. Hits are averaged over the others ``j`` for each probe ``i``, then over the probes whose
+    person has another photo, so each probe weighs as much as in :func:`rank_k_rate`; a method that turns every
+    face into the same one gets a chance equal to its rank-1 rate.
+
+    The analytic floor (:func:`chance_rank_k`, one in the number of people) assumes answers spread evenly over
+    people; a method that collapses faces onto one look (a mean face) sends them all to whoever looks most like
+    it, so its measured chance is higher. Returns ``{"chance_rank1": ..., "chance_rank1_open": ...}``.
+    """
+    d = np.linalg.norm(probes[:, None] - gallery[None], axis=2)  # (j, c): anonymized j to original c
+    labels, lab = np.unique(ids, return_inverse=True)
+    own, other = _nearest_without(d, lab, len(labels))  # (j, i) each
+    closed = own <= other
+    opened = closed & (own < match_distance)
+    valid = (lab[:, None] != lab[None]) & np.isfinite(own)  # someone else's face; i's person findable
+    per_probe = valid.any(axis=0)
+    if not per_probe.any():
+        return {"chance_rank1": float("nan"), "chance_rank1_open": float("nan")}
+
+    def rate(hit: np.ndarray) -> float:
+        hits = (hit & valid).sum(axis=0)[per_probe] / valid.sum(axis=0)[per_probe]
+        return float(hits.mean())
+
+    return {"chance_rank1": rate(closed), "chance_rank1_open": rate(opened)}
+
+
+def _nearest_without(d: np.ndarray, lab: np.ndarray, n_labels: int) -> tuple[np.ndarray, np.ndarray]:
+    """For distances ``d: (J, N)`` from probes to gallery photos labelled ``lab: (N,)`` (0 .. n_labels - 1):
+    ``own[j, i]``, the distance from probe ``j`` to the nearest photo of photo ``i``'s person other than ``i``
+    itself (``inf`` when there is none), and ``other[j, i]``, to the nearest photo of anyone else. Both ``(J, N)``,
+    from each probe's two nearest photos per person, so memory stays ``O(J N)``."""
+    j_count, n = d.shape
+    first = np.full((j_count, n_labels), np.inf)
+    second = np.full((j_count, n_labels), np.inf)
+    first_at = np.full((j_count, n_labels), -1)
+    for k in range(n_labels):
+        cols = np.nonzero(lab == k)[0]
+        order = np.argsort(d[:, cols], axis=1)
+        first[:, k] = d[np.arange(j_count), cols[order[:, 0]]]
+        first_at[:, k] = cols[order[:, 0]]
+        if len(cols) > 1:
+            second[:, k] = d[np.arange(j_count), cols[order[:, 1]]]
+    own = np.where(first_at[:, lab] == np.arange(n)[None], second[:, lab], first[:, lab])
+    # Nearest other person: the best person per probe, or the runner-up where the best is i's own person.
+    by_person = np.sort(first, axis=1)
+    best_person = first.argmin(axis=1)
+    runner_up = by_person[:, 1] if n_labels > 1 else np.full(j_count, np.inf)
+    other = np.where(best_person[:, None] == lab[None], runner_up[:, None], by_person[:, :1])
+    return own, other
