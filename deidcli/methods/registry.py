@@ -6,6 +6,7 @@ the region's height, so a face far from the camera and one filling the frame are
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -41,10 +42,20 @@ class Method:
     # design and say themselves whether they reached their goal; for them any change at all is required.
     min_change: float = 1.0
     model: Any = None
+    # The weakest strength measured to protect faces from dlib and FaceNet (PROTECTIVE_DEFAULTS, filled in at
+    # import); None where it was not measured. `deid run` warns when a weaker one is asked for.
+    protective_strength: float | None = None
 
     def bind(self, model: Any) -> "Method":
         """This method with its model (a ``BasisModel``) and that model's per-run state."""
         return replace(self, model=model)
+
+    def weaker_than_protective(self, strength: float) -> bool:
+        """Is ``strength`` on the weak side of :attr:`protective_strength` (which side: :attr:`stronger_is`)?"""
+        p = self.protective_strength
+        if p is None:
+            return False
+        return strength < p if self.stronger_is == "higher" else strength > p
 
     def __call__(self, crops: torch.Tensor, *args: Any, **kwargs: Any) -> torch.Tensor:
         """Apply to ``crops: (B, C, H, W)`` in ``[0, 1]``; pixel parameters are scaled by ``H / 112``. The
@@ -107,8 +118,9 @@ def _solid(x, s, scale, g, color, *_):
 
 
 def _svd(x, s, scale, g, color, *_):
-    # Rank is counted at a 112 px crop: a 30 px face keeps as little of itself as a 300 px one.
-    return svd_truncate(x, max(1, round(s * scale))).clamp(0, 1)
+    # Rank is counted at a 112 px crop: a 30 px face keeps as little of itself as a 300 px one. Any positive
+    # strength keeps at least rank 1; only 0 itself keeps nothing (rank 0).
+    return svd_truncate(x, max(1, round(s * scale)) if s > 0 else 0).clamp(0, 1)
 
 
 METHODS: dict[str, Method] = {
@@ -170,3 +182,23 @@ def get_method(
     if not isinstance(basis, FaceBasis):
         basis = FaceBasis.load(basis)
     return method.bind(basis_methods.BasisModel(basis.to(device)))
+
+
+# The measured defaults: per method, the weakest strength of its sweep that protects by deid evaluate's rule on one
+# half of the shared identities and is confirmed on the other (written by scripts/measure_defaults.py,
+# `make defaults`).
+PROTECTIVE_DEFAULTS = Path(__file__).parent / "data" / "protective_defaults.json"
+
+
+def load_protective_strengths(path: Path = PROTECTIVE_DEFAULTS) -> dict[str, float]:
+    """``{method: strength}`` from the measured defaults' file; methods it finds no protecting strength for, or
+    does not list, are left out (and so is everything when the file is missing or unreadable)."""
+    try:
+        measured = json.loads(Path(path).read_text())["methods"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return {}
+    return {name: float(m["default"]) for name, m in measured.items() if m.get("default") is not None}
+
+
+METHODS.update({name: replace(METHODS[name], protective_strength=s)
+                for name, s in load_protective_strengths().items() if name in METHODS})
