@@ -405,8 +405,9 @@ def evaluate_cmd(
         Optional[str], typer.Option(help="Comma list of strengths for every method (default: each method's sweep).")
     ] = None,
     recognizer: Annotated[str, typer.Option(
-        help="Comma list: dlib, facenet, msvdd (M-SVDD spheres on dlib: rejects faces that fit no one), msvdd-facenet."
-    )] = "dlib",
+        help="Comma list: dlib, facenet, msvdd (M-SVDD spheres on dlib: rejects faces that fit no one), msvdd-facenet. "
+             "The privacy rule ('protects') needs dlib and facenet."
+    )] = "dlib,facenet",
     facenet_weights: Annotated[
         Optional[Path], typer.Option(help="facenet-pytorch InceptionResnetV1 state dict; default: download (internet).")
     ] = None,
@@ -427,22 +428,34 @@ def evaluate_cmd(
     eps: Annotated[Optional[float], typer.Option(
         help="Largest change per pixel of the adversarial methods, in 0-255 units (default: ifgvm 5, "
              "ifgvm-targeted and kanon 4, dedetect 6 rising to 20 per face).")] = None,
+    split: Annotated[str, typer.Option(
+        help="The people measured: all, or the tune / confirm half (by identity, alternately; probes and gallery "
+             "both from that half).")] = "all",
+    full_sweep: Annotated[bool, typer.Option(
+        "--full-sweep", help="Measure every strength; by default a sweep (weak to strong) ends once two settings "
+                             "in a row protect.")] = False,
     json_out: Annotated[bool, typer.Option("--json", help="Print the results as JSON on stdout.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
 ) -> None:
     """Measure each method's privacy (identification, verification, de-detection) against its image quality.
 
     Every photo's face is anonymized as `deid run` would, at each strength of a sweep, then matched against the
-    other originals by each recognizer. Writes evaluation.json, evaluation.csv, tradeoff.png (privacy against
-    PSNR, one curve per method) and index.html (table, plot, example faces) to --output.
+    other originals by each recognizer. A strength protects when, for dlib and FaceNet alike, closed-set rank-1 is
+    no better than that setting's measured chance (another person's anonymized face in its place) and open-set
+    rank-1 is below 5%; each sweep runs from weak to strong and ends two settings after identity is gone, unless
+    --full-sweep. Writes evaluation.json, evaluation.csv, tradeoff.png (privacy against PSNR, one curve per method)
+    and index.html (table, plot, example faces) to --output.
     """
     import json as _json
 
+    import torch
+
     from deidcli.anonymizer import resolve_device
     from deidcli.detection import build_detector
-    from deidcli.evaluation.evaluate import SWEEPS, evaluate
+    from deidcli.evaluation.evaluate import SWEEPS, evaluate, sweep_of
     from deidcli.evaluation.evaluation_report import write_all
     from deidcli.evaluation.recognizer import build_recognizer
+    from deidcli.evaluation.split import SPLITS
     from deidcli.methods import METHODS
     from deidcli.photos import photo_files
     from deidcli.progress import FrameProgress
@@ -458,6 +471,8 @@ def evaluate_cmd(
         strengths = [float(v) for v in strength.split(",")] if strength else None
     except ValueError:
         raise typer.BadParameter("strength must be a comma list of numbers") from None
+    if split not in SPLITS:
+        raise typer.BadParameter(f"split must be one of {', '.join(SPLITS)}")
     dev = resolve_device(device)
     if attack or kanon:
         from deidcli.evaluation.adversarial_eval import evaluate_attacks
@@ -472,23 +487,44 @@ def evaluate_cmd(
         return
     recs = [build_recognizer(r.strip(), facenet_weights, str(dev)) for r in recognizer.split(",") if r.strip()]
     photo_files(identities)  # a missing or empty folder fails here, before the models load
-    steps = sum(len(strengths or SWEEPS[m]) for m in names)
+    steps = sum(len(sweep_of(m, strengths)) for m in names)
+    if dev.type == "cpu":
+        # Small batched linear algebra (SVD's eigh, FaceNet's convolutions) runs faster on one thread than on two
+        # that wait for each other, and many times faster when another process shares the cores.
+        torch.set_num_threads(1)
     with FrameProgress(enabled=not quiet, unit="settings") as bar:
-        bar.start(steps, "evaluate")
+        bar.start(steps, "evaluate" if split == "all" else f"evaluate ({split} half)")
         result = evaluate(identities, build_detector("centerface", None, dev.type), recs, names, strengths, basis,
-                          far, device=dev, on_step=lambda label: bar.advance(1))
+                          far, device=dev, on_step=lambda label, n: bar.advance(n), split=split, full_sweep=full_sweep)
     files = write_all(result, output)
     if json_out:
         typer.echo(_json.dumps(result.as_dict()))
         return
     for r, b in result.baseline.items():
-        typer.echo(f"{r}: originals rank-1 {b['rank1']:.1%}; chance {b['chance_rank1']:.1%} "
-                   f"({result.photos} photos, {result.identities} people)")
-    typer.echo("identity gone from strength (face PSNR there): rank-1 < 5% | rank-1 <= 2x chance | open-set < 5%")
-    for m, rules in result.crossings(recs[0].name).items():
-        cells = [f"{c['strength']:g} ({c['psnr_face']:.1f} dB)" if c else "never" for c in rules.values()]
-        typer.echo(f"  {m:12s} " + " | ".join(f"{c:16s}" for c in cells))
+        typer.echo(f"{r}: originals rank-1 {b['rank1']:.1%}; chance 1 in {result.identities} people "
+                   f"{b['chance_rank1']:.1%} ({result.photos} photos{'' if split == 'all' else f', {split} half'})")
+    _echo_protecting(result)
     typer.echo(f"report: {files['html']}")
+
+
+def _echo_protecting(result) -> None:
+    """Per method, the weakest strength that protects by the rule, with the figures it rests on."""
+    from deidcli.evaluation.evaluate import PROTECT_RECOGNIZERS, PROTECT_RULE
+
+    if not result.rule_measurable():
+        typer.echo("weakest strength that protects: not judged (the rule needs --recognizer dlib,facenet)")
+        return
+    typer.echo(f"weakest strength that protects ({PROTECT_RULE}):")
+    typer.echo(f"  {'method':12s} {'strength':>8s} {'face PSNR':>9s}   dlib rank-1/chance/open   "
+               "facenet rank-1/chance/open")
+    for m, c in result.protecting().items():
+        if c is None:
+            typer.echo(f"  {m:12s} {'never':>8s}")
+            continue
+        figs = "   ".join(f"{c[r]['rank1']:6.1%} {c[r]['chance_rank1']:6.1%} {c[r]['rank1_open']:5.1%}"
+                           for r in PROTECT_RECOGNIZERS)
+        psnr = "inf" if c["psnr_face"] is None else f"{c['psnr_face']:.1f} dB"
+        typer.echo(f"  {m:12s} {c['strength']:8g} {psnr:>9s}   {figs}")
 
 
 fit_app = typer.Typer(help="Fit the models some methods need (an eigenface basis for pca, hypersphere, ksame).")
@@ -521,6 +557,55 @@ def fit_pca(
         with open(tmp, "wb") as fh:
             basis.save(fh)
     typer.echo(f"{output}: {basis.rank} eigenfaces from {basis.source}" + (f"; {missed} photos without a face" if missed else ""))
+
+
+train_app = typer.Typer(help="Train the generative methods' models (needs the generative extra: pip install 'deid[generative]').")
+app.add_typer(train_app, name="train")
+
+
+def _train(kind: str, faces: Optional[Path], output: Optional[Path], steps: Optional[int], seed: int, overwrite: bool,
+           quiet: bool) -> None:
+    from deidcli.generative.model import default_model_path
+    from deidcli.generative.training import real_faces, train
+    from deidcli.progress import FrameProgress
+
+    output = output or default_model_path(kind)
+    if output.exists() and not overwrite:
+        raise typer.BadParameter(f"{output} exists: pass --overwrite to replace it")
+    crops = real_faces(faces) if faces else None
+    with FrameProgress(enabled=not quiet, unit="steps") as bar:
+        def on_step(step: int, total: int, losses: dict[str, float]) -> None:
+            if step == 1:
+                bar.start(total, f"train {kind}")
+            bar.advance(1)
+
+        model = train(kind, crops, steps, seed, on_step)
+    model.save(output)
+    info = model.info
+    typer.echo(f"{output}: {kind} trained in {info['seconds']:.0f} s ({info['steps']} steps) on {info['data']}; "
+               f"data licence: {info['licence']}")
+
+
+_FACES_HELP = ("Folder of face photos to add to the synthetic faces (their licence is yours to check); "
+               "default: synthetic faces only.")
+_MODEL_OUT_HELP = "Where to write the model (.pt); default: the cache that --method uses without --model."
+
+
+@train_app.command("autoencoder")
+def train_autoencoder_cmd(
+    faces: Annotated[Optional[Path], typer.Option("--faces", help=_FACES_HELP)] = None,
+    output: Annotated[Optional[Path], typer.Option("-o", "--output", help=_MODEL_OUT_HELP)] = None,
+    steps: Annotated[Optional[int], typer.Option(help="Training steps (default: the default model's).")] = None,
+    seed: Annotated[int, typer.Option(help="Seed: the same seed gives the same model.")] = 0,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing model file.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+) -> None:
+    """Train the encoder of --method autoencoder for the DCGAN face decoder (methods.md 2.4).
+
+    The decoder is frozen; the encoder learns to map a face to the code the decoder draws it from, on synthetic faces
+    (and --faces). About 10 minutes on 2 CPU cores.
+    """
+    _train("autoencoder", faces, output, steps, seed, overwrite, quiet)
 
 
 def _on_signal(signum, frame) -> None:

@@ -144,3 +144,125 @@ def test_evaluate_rejects_unknown_method_and_missing_folder(tmp_path):
     assert r.returncode == 2 and "unknown method" in r.stderr
     r = run_deid("evaluate", "--identities", str(tmp_path / "missing"), "-m", "blur", "-o", str(tmp_path / "o"))
     assert r.returncode == 3 and r.stderr.count("\n") == 1
+
+
+def _pairwise_chance(probes, gallery, ids, match_distance):
+    """measured_chance by its definition, one ordered pair at a time."""
+    closed, opened = {}, {}
+    for i in range(len(ids)):
+        for j in range(len(ids)):
+            if ids[j] == ids[i]:
+                continue
+            d = np.linalg.norm(probes[j] - gallery, axis=1)
+            d[i] = np.inf  # probe i's own original is not in its gallery
+            own, other = d[ids == ids[i]].min(), d[ids != ids[i]].min()
+            if np.isfinite(own):
+                closed.setdefault(i, []).append(own <= other)
+                opened.setdefault(i, []).append(own <= other and own < match_distance)
+    return (np.mean([np.mean(v) for v in closed.values()]), np.mean([np.mean(v) for v in opened.values()]))
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_measured_chance_is_another_persons_face_in_each_probes_place(seed):
+    from deidcli.evaluation.identification import measured_chance
+
+    rng = np.random.default_rng(seed)
+    ids = rng.integers(0, 5, 24).astype(str)
+    ids[:2] = "alone", "pair"
+    ids[2] = "pair"
+    gallery = rng.normal(size=(24, 6))
+    probes = gallery + rng.normal(size=(24, 6)) * (0.3 + seed)
+    got = measured_chance(probes, gallery, ids, 1.5)
+    want = _pairwise_chance(probes, gallery, ids, 1.5)
+    assert got["chance_rank1"] == pytest.approx(want[0]) and got["chance_rank1_open"] == pytest.approx(want[1])
+
+
+def test_measured_chance_of_faces_collapsed_onto_one_is_their_rank1():
+    from deidcli.evaluation.identification import measured_chance, open_set_rate
+
+    rng = np.random.default_rng(3)
+    ids = np.repeat(np.array(list("abcde")), [6, 4, 3, 2, 2])
+    gallery = rng.normal(size=(17, 8))
+    gallery[ids == "a"] *= 0.2  # person "a" looks most like the mean face
+    mean_face = np.repeat(np.zeros((1, 8)), 17, axis=0)
+    chance = measured_chance(mean_face, gallery, ids, 10.0)
+    rank1 = rank_k_rate(identity_ranks(mean_face, ids, gallery, ids), 1)
+    assert chance["chance_rank1"] == pytest.approx(rank1) and rank1 > chance_rank_k(ids, 1)
+    assert chance["chance_rank1_open"] == pytest.approx(open_set_rate(mean_face, gallery, ids, 10.0))
+    # Faces that keep who they are: a stranger's face is almost never taken for the probe's person.
+    kept = measured_chance(gallery + 0.01, gallery, ids, 10.0)
+    assert kept["chance_rank1"] < 0.05
+
+
+def test_split_is_by_identity_alternately_and_does_not_depend_on_order():
+    from deidcli.evaluation.split import in_split, split_identities
+
+    ids = ["id03", "id00", "id01", "id00", "id02", "id03", "id04"]
+    assert split_identities(ids) == {"id00": "tune", "id01": "confirm", "id02": "tune", "id03": "confirm",
+                                     "id04": "tune"}
+    assert split_identities(reversed(ids)) == split_identities(ids)
+    tune, confirm = in_split(ids, "tune"), in_split(ids, "confirm")
+    assert [a != b for a, b in zip(tune, confirm)] == [True] * len(ids) and all(in_split(ids, "all"))
+    with pytest.raises(ValueError, match="unknown split"):
+        in_split(ids, "test")
+
+
+def _setting(strength, **recs):
+    from deidcli.evaluation.evaluate import Setting
+
+    return Setting("blur", strength, 20.0, 0.5, 30.0, 0.9, 0.0, {
+        name: {"rank1": r1, "chance_rank1": ch, "rank1_open": op} for name, (r1, ch, op) in recs.items()})
+
+
+def test_protects_needs_both_recognizers_at_chance_and_open_set_below_5pct():
+    from deidcli.evaluation.evaluate import protects
+
+    at_chance = (0.12, 0.12, 0.0)
+    assert protects(_setting(8, dlib=at_chance, facenet=(0.1, 0.15, 0.049)))
+    assert not protects(_setting(8, dlib=at_chance, facenet=(0.16, 0.15, 0.0)))  # FaceNet above its chance
+    assert not protects(_setting(8, dlib=(0.1, 0.2, 0.05), facenet=at_chance))  # open set at 5%
+    assert not protects(_setting(8, dlib=at_chance))  # FaceNet not measured: it cannot vouch
+
+
+def test_sweep_ends_two_settings_after_it_first_protects(monkeypatch):
+    from deidcli.evaluation import evaluate as ev
+
+    gone = (0.0, 0.1, 0.0)
+    kept = (0.9, 0.1, 0.8)
+    # strength -> protects? Weak to strong, with a setting that protects once and then not again.
+    plan = {1: kept, 2: gone, 3: kept, 4: gone, 5: gone, 6: gone, 7: gone}
+    monkeypatch.setattr(ev, "_load", lambda folder, det, split: ([], []))
+    monkeypatch.setattr(ev, "_embed_all", lambda recs, embed: {})
+    monkeypatch.setattr(ev, "_baseline", lambda *a: {r: {"threshold": 0.5, "chance_rank1": 0.1} for r in ("dlib", "facenet")})
+    monkeypatch.setattr(ev, "get_method", lambda *a: None)
+    monkeypatch.setattr(ev, "_one_setting", lambda photos, ids, m, s, *a: _setting(s, dlib=plan[s], facenet=plan[s]))
+    steps = []
+    result = ev.evaluate("folder", None, [], ["blur"], {"blur": list(plan)}, on_step=lambda label, n: steps.append(n))
+    assert [s.strength for s in result.settings] == [1, 2, 3, 4, 5] and sum(steps) == len(plan)
+    assert result.weakest_protecting("blur").strength == 2 and not result.full_sweep
+    assert result.as_dict()["identity_gone"]["protects"]["methods"]["blur"]["strength"] == 2
+    full = ev.evaluate("folder", None, [], ["blur"], {"blur": list(plan)}, full_sweep=True)
+    assert [s.strength for s in full.settings] == list(plan)
+
+
+def test_report_shows_measured_chance_and_the_weakest_strength_that_protects(tmp_path):
+    from deidcli.evaluation.evaluate import Evaluation
+    from deidcli.evaluation.evaluation_report import write_all
+
+    def full(strength, rank1, chance, open_rank1):
+        s = _setting(strength, dlib=(rank1, chance, open_rank1), facenet=(rank1, chance, open_rank1))
+        for fig in s.recognizers.values():
+            fig.update(rank5=0.5, tar=0.1, chance_rank1_open=0.0)
+        return s
+
+    base = {r: {"rank1": 1.0, "rank5": 1.0, "rank1_open": 1.0, "tar": 1.0, "threshold": 0.5, "chance_rank1": 0.1,
+                "chance_rank5": 0.5} for r in ("dlib", "facenet")}
+    result = Evaluation("people", 20, 10, [], 0.01, base, [full(2, 0.8, 0.0, 0.7), full(8, 0.1, 0.2, 0.0)],
+                        full_sweep=False)
+    files = write_all(result, tmp_path)
+    rows = list(csv.DictReader(open(files["csv"])))
+    assert [(r["strength"], r["chance_rank1"], r["protects"]) for r in rows] == [
+        ("2", "0", "0"), ("2", "0", "0"), ("8", "0.2", "1"), ("8", "0.2", "1")]
+    page = files["html"].read_text()
+    assert "Weakest strength that protects" in page and "ends once 2 settings in a row protect" in page
+    assert json.loads(files["json"].read_text())["identity_gone"]["protects"]["methods"]["blur"]["strength"] == 8

@@ -4,17 +4,24 @@ Protocol (methods.md sections 9 and 11): each photo's largest face is anonymized
 region, mask and blending). Each anonymized photo is then a probe against the *other* originals:
 
 * identification, closed set: the rank of the true person among the identities sorted by their nearest gallery
-  photo; rank-1 and rank-5 rates, beside their chance levels (a recognizer guessing);
+  photo; rank-1 and rank-5 rates, beside their chance levels: the analytic one of a recognizer guessing (in the
+  baseline) and, per setting, the one measured by giving each probe another person's anonymized face
+  (:func:`~deidcli.evaluation.identification.measured_chance`);
 * verification: the true-accept rate of (anonymized, other original of the same person) pairs at the distance
   threshold that accepts ``far`` of the impostor pairs among the originals;
 * de-detection: the share of anonymized faces the face detector no longer finds (IoU 0.5 with the original box);
 * quality: PSNR and SSIM of the face region (the anonymized region) and of the whole photo.
+
+The attacker is given the original face box, so each recognizer looks exactly where the face was. A setting
+*protects* (:func:`protects`) when, for dlib and FaceNet alike, closed-set rank-1 is no better than that setting's
+measured chance and open-set rank-1 is below 5%. Each method's sweep runs from weak to strong and, unless
+``full_sweep``, ends once two settings in a row protect: stronger ones only cost time.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -27,6 +34,7 @@ from deidcli.errors import NoMediaError
 from deidcli.evaluation.identification import (
     chance_rank_k,
     identity_ranks,
+    measured_chance,
     open_set_rate,
     rank_k_rate,
     true_accept_rate,
@@ -34,7 +42,8 @@ from deidcli.evaluation.identification import (
 )
 from deidcli.evaluation.msvdd import MSVDDRecognizer, msvdd_identification
 from deidcli.evaluation.quality import box_region, changed_region_quality, psnr, psnr_from_mse, ssim
-from deidcli.evaluation.recognizer import Recognizer, embed_faces
+from deidcli.evaluation.recognizer import Recognizer, face_crops
+from deidcli.evaluation.split import in_split
 from deidcli.methods import get_method
 from deidcli.methods.regions import RegionStyle, anonymize_frame, scale_boxes
 from deidcli.photos import Photo, load_photos
@@ -53,6 +62,11 @@ SWEEPS: dict[str, tuple[float, ...]] = {
     "ksame": (1, 2, 3, 5, 10, 20),
 }
 PRIVATE_RANK1 = 0.05  # "identity gone": rank-1 identification below 5%
+PROTECT_RECOGNIZERS = ("dlib", "facenet")  # the privacy rule needs both: one black box, one other network
+PROTECT_RULE = ("for dlib and FaceNet alike: closed-set rank-1 <= that setting's measured chance (chance_rank1), "
+                "and open-set rank-1 (rank1_open) < 5%")
+STOP_AFTER = 2  # a sweep ends once this many settings in a row protect (unless full_sweep)
+EMBED_BATCH = 64  # crops per forward pass
 
 
 @dataclass
@@ -66,7 +80,19 @@ class Setting:
     psnr_image: float
     ssim_image: float
     detected: float  # share of anonymized faces the detector still finds
-    recognizers: dict[str, dict[str, float]] = field(default_factory=dict)  # name -> rank1, rank5, tar
+    # name -> rank1, rank5, rank1_open, tar, chance_rank1, chance_rank1_open (measured on this setting's faces)
+    recognizers: dict[str, dict[str, float]] = field(default_factory=dict)
+
+
+def protects(setting: Setting, recognizers: Iterable[str] = PROTECT_RECOGNIZERS) -> bool:
+    """The privacy rule (:data:`PROTECT_RULE`): for every one of ``recognizers``, closed-set rank-1 at most the
+    setting's measured chance (1e-9 for float noise) and open-set rank-1 below 5%. A recognizer that was not
+    measured cannot vouch for the setting: then it does not protect."""
+    for name in recognizers:
+        fig = setting.recognizers.get(name)
+        if fig is None or not (fig["rank1"] <= fig["chance_rank1"] + 1e-9 and fig["rank1_open"] < PRIVATE_RANK1):
+            return False
+    return True
 
 
 @dataclass
@@ -76,9 +102,11 @@ class Evaluation:
     identities: int
     skipped: list[str]  # photos where the detector found no face
     far: float
-    baseline: dict[str, dict[str, float]]  # recognizer -> figures on the originals, and chance
+    baseline: dict[str, dict[str, float]]  # recognizer -> figures on the originals, and the analytic chance
     settings: list[Setting]
     examples: dict[tuple[str, float], list[np.ndarray]] = field(default_factory=dict, repr=False)
+    split: str = "all"  # the people measured: all, or the tune / confirm half (deidcli.evaluation.split)
+    full_sweep: bool = True  # False: each sweep ended STOP_AFTER settings after it first protected
 
     def crossing(self, method: str, recognizer: str = "dlib", key: str = "rank1", below: float = PRIVATE_RANK1
                  ) -> dict | None:
@@ -99,16 +127,42 @@ class Evaluation:
                 "rank1_at_most_2x_chance": self.crossing(m, recognizer, "rank1", 2 * chance + 1e-9),
                 "open_rank1_below_5pct": self.crossing(m, recognizer, "rank1_open"),
             }
-            for m in dict.fromkeys(s.method for s in self.settings)
+            for m in self.methods()
         }
 
+    def methods(self) -> list[str]:
+        return list(dict.fromkeys(s.method for s in self.settings))
+
+    def rule_measurable(self) -> bool:
+        """Were both recognizers of the privacy rule measured?"""
+        return all(r in self.baseline for r in PROTECT_RECOGNIZERS)
+
+    def weakest_protecting(self, method: str) -> Setting | None:
+        """The first setting of ``method``'s sweep (weak to strong) that :func:`protects`, or None."""
+        return next((s for s in self.settings if s.method == method and protects(s)), None)
+
+    def protecting(self) -> dict[str, dict | None]:
+        """Per method, the weakest protecting strength with its figures (JSON's ``identity_gone.protects``)."""
+        return {m: protect_summary(s) if (s := self.weakest_protecting(m)) else None for m in self.methods()}
+
     def as_dict(self) -> dict:
+        gone: dict = {rec: self.crossings(rec) for rec in self.baseline}
+        gone["protects"] = {"rule": PROTECT_RULE, "measurable": self.rule_measurable(), "methods": self.protecting()}
         return {
-            "folder": self.folder, "photos": self.photos, "identities": self.identities, "skipped": self.skipped,
-            "far": self.far, "baseline": self.baseline,
+            "folder": self.folder, "split": self.split, "photos": self.photos, "identities": self.identities,
+            "skipped": self.skipped, "far": self.far, "full_sweep": self.full_sweep, "baseline": self.baseline,
             "settings": [_finite(asdict(s)) for s in self.settings],
-            "identity_gone": {rec: self.crossings(rec) for rec in self.baseline},
+            "identity_gone": gone,
         }
+
+
+def protect_summary(s: Setting) -> dict:
+    """The figures the privacy rule reads, with the quality and de-detection of the setting."""
+    keys = ("rank1", "chance_rank1", "rank1_open")
+    return _finite({
+        "strength": s.strength, "detected": s.detected, "psnr_face": s.psnr_face, "ssim_face": s.ssim_face,
+        **{rec: {k: s.recognizers[rec][k] for k in keys} for rec in PROTECT_RECOGNIZERS if rec in s.recognizers},
+    })
 
 
 def _finite(d: dict) -> dict:
@@ -134,56 +188,95 @@ def evaluate(
     detector: FaceDetector,
     recognizers: list[Recognizer],
     methods: Iterable[str],
-    strengths: Iterable[float] | None = None,
+    strengths: Iterable[float] | Mapping[str, Iterable[float]] | None = None,
     basis: str | None = None,
     far: float = 0.01,
     mask_scale: float = 1.3,
     examples: int = 4,
     device: torch.device | str = "cpu",
-    on_step: Callable[[str], None] | None = None,
+    on_step: Callable[[str, int], None] | None = None,
+    split: str = "all",
+    full_sweep: bool = False,
 ) -> Evaluation:
-    """Sweep each of ``methods`` over ``strengths`` (default: its sweep in :data:`SWEEPS`) on ``folder``'s photos;
-    ``on_step("method strength")`` after each setting."""
-    photos = load_photos(folder, detector)
-    skipped = [str(p.path.name) for p in photos if p.box is None]
-    photos = [p for p in photos if p.box is not None]
-    if len(photos) < 3:
-        raise NoMediaError(f"{folder}: fewer than 3 photos with a face the detector finds")
-    ids = np.array([p.identity for p in photos])
-    clean = _embed_all(recognizers, lambda r: np.concatenate([embed_faces(r, p.image, p.box[None]) for p in photos]))
-    thresholds = {name: verification_threshold(e, ids, far) for name, e in clean.items()}
-    baseline = {}
-    recognizers_by_name = {r.name: r for r in recognizers}
-    for name, e in clean.items():
-        ranks = identity_ranks(e, ids, e, ids)
-        hardened = _msvdd(recognizers_by_name[name], e, e, ids)
-        baseline[name] = {
-            "rank1": rank_k_rate(ranks, 1), "rank5": rank_k_rate(ranks, 5),
-            "rank1_open": open_set_rate(e, e, ids, recognizers_by_name[name].match_distance),
-            "tar": true_accept_rate(e, e, ids, thresholds[name]), "threshold": thresholds[name],
-            "chance_rank1": chance_rank_k(ids, 1), "chance_rank5": chance_rank_k(ids, 5),
-            "findable": int(np.isfinite(ranks).sum()), **hardened,
-        }
-    result = Evaluation(str(folder), len(photos), len(set(ids)), skipped, far, baseline, [])
+    """Sweep each of ``methods`` over ``strengths`` (one list for all, or per method; default: its sweep in
+    :data:`SWEEPS`, weak to strong) on the photos of ``split``'s people (:mod:`deidcli.evaluation.split`); the
+    gallery is those people's originals only.
+
+    Unless ``full_sweep``, a method's sweep ends once :data:`STOP_AFTER` settings in a row protect. After each
+    setting ``on_step("method strength", n)`` says how many settings of the planned total are done (more than one
+    when a sweep ended early).
+    """
+    photos, skipped = _load(folder, detector, split)
+    ids = np.array([p.identity for _, p in photos])
+    clean = _embed_all(recognizers, lambda r: _embed_photos(r, [(p.image, p.box) for _, p in photos]))
+    baseline = _baseline(recognizers, clean, ids, far)
+    thresholds = {name: b["threshold"] for name, b in baseline.items()}
+    result = Evaluation(str(folder), len(photos), len(set(ids)), skipped, far, baseline, [], split=split,
+                        full_sweep=full_sweep)
     for name in methods:
         method = get_method(name, basis, device)
-        for strength in (tuple(strengths) if strengths else SWEEPS[name]):
-            result.settings.append(
-                _one_setting(photos, ids, method, float(strength), mask_scale, detector, recognizers, clean,
-                             thresholds, device, result.examples.setdefault((name, float(strength)), []), examples)
-            )
+        sweep = [float(s) for s in sweep_of(name, strengths)]
+        streak = 0
+        for done, strength in enumerate(sweep, 1):
+            setting = _one_setting(photos, ids, method, strength, mask_scale, detector, recognizers, clean,
+                                   thresholds, device, result.examples.setdefault((name, strength), []), examples)
+            result.settings.append(setting)
+            streak = streak + 1 if protects(setting) else 0
+            stop = not full_sweep and streak >= STOP_AFTER
             if on_step:
-                on_step(f"{name} {strength:g}")
+                on_step(f"{name} {strength:g}", len(sweep) - done + 1 if stop and done < len(sweep) else 1)
+            if stop:
+                break
     return result
 
 
-def _one_setting(photos: list[Photo], ids, method, strength, mask_scale, detector, recognizers, clean, thresholds,
-                 device, example_crops: list, examples: int) -> Setting:
+def sweep_of(method: str, strengths: Iterable[float] | Mapping[str, Iterable[float]] | None) -> tuple[float, ...]:
+    """The strengths to measure ``method`` at: its own entry of a per-method mapping, the one list, or its sweep."""
+    if isinstance(strengths, Mapping):
+        return tuple(strengths.get(method, SWEEPS.get(method, ())))
+    return tuple(strengths) if strengths else SWEEPS[method]
+
+
+def _load(folder: Path, detector: FaceDetector, split: str) -> tuple[list[tuple[int, Photo]], list[str]]:
+    """The photos with a face, each with its index among all of them (which seeds the random methods, so a
+    person's anonymized face is the same in a half and in the whole), kept to ``split``; and the names of those
+    where the detector found none."""
+    photos = load_photos(folder, detector)
+    skipped = [str(p.path.name) for p in photos if p.box is None]
+    found = [p for p in photos if p.box is not None]
+    kept = [(i, p) for (i, p), keep in zip(enumerate(found), in_split([p.identity for p in found], split)) if keep]
+    if len(kept) < 3:
+        raise NoMediaError(f"{folder}: fewer than 3 photos with a face the detector finds"
+                           + ("" if split == "all" else f" in the {split} half"))
+    return kept, skipped
+
+
+def _baseline(recognizers: list[Recognizer], clean: dict[str, np.ndarray], ids: np.ndarray, far: float
+              ) -> dict[str, dict[str, float]]:
+    """Each recognizer on the originals: the figures a method starts from, the threshold and the analytic chance."""
+    baseline = {}
+    for r in recognizers:
+        e = clean[r.name]
+        ranks = identity_ranks(e, ids, e, ids)
+        threshold = verification_threshold(e, ids, far)
+        baseline[r.name] = {
+            "rank1": rank_k_rate(ranks, 1), "rank5": rank_k_rate(ranks, 5),
+            "rank1_open": open_set_rate(e, e, ids, r.match_distance),
+            "tar": true_accept_rate(e, e, ids, threshold), "threshold": threshold,
+            "chance_rank1": chance_rank_k(ids, 1), "chance_rank5": chance_rank_k(ids, 5),
+            "findable": int(np.isfinite(ranks).sum()), **_msvdd(r, e, e, ids),
+        }
+    return baseline
+
+
+def _one_setting(photos: list[tuple[int, Photo]], ids, method, strength, mask_scale, detector, recognizers, clean,
+                 thresholds, device, example_crops: list, examples: int) -> Setting:
     style = RegionStyle(method, strength, mask_scale=mask_scale)
     q = {"pf": [], "sf": [], "pi": [], "si": []}
     detected = 0
-    anon_embeds: dict[str, list[np.ndarray]] = {r.name: [] for r in recognizers}
-    for i, p in enumerate(photos):
+    crops: dict[str, list[torch.Tensor]] = {}  # per network: only its crop of each anonymized photo is kept
+    networks = _networks(recognizers)
+    for n, (i, p) in enumerate(photos):
         dets = Detections(p.box[None].astype(np.float32), np.ones(1, np.float32), np.zeros(1, np.int64))
         anon = anonymize_frame(p.image, dets, style, frame_index=i, device=device)
         region = scale_boxes(p.box[None], mask_scale)[0]
@@ -194,19 +287,21 @@ def _one_setting(photos: list[Photo], ids, method, strength, mask_scale, detecto
         q["pi"].append(psnr_from_mse(mse))
         q["si"].append(whole_ssim)
         detected += _detected(detector, anon, p.box)
-        for name, e in _embed_all(recognizers, lambda r, a=anon, b=p.box: embed_faces(r, a, b[None])[0]).items():
-            anon_embeds[name].append(e)
-        if i < examples:
+        for net, r in networks.items():
+            crops.setdefault(net, []).append(face_crops(anon, p.box[None], r))
+        if n < examples:
             example_crops.append(b.copy())
+    anon_embeds = _embed_all(recognizers, lambda r: _embed_crops(r, torch.cat(crops[_network(r)])))
     per_rec = {}
     for r in recognizers:
-        e = np.stack(anon_embeds[r.name])
-        ranks = identity_ranks(e, ids, clean[r.name], ids)
+        e, gallery = anon_embeds[r.name], clean[r.name]
+        ranks = identity_ranks(e, ids, gallery, ids)
         per_rec[r.name] = {
             "rank1": rank_k_rate(ranks, 1), "rank5": rank_k_rate(ranks, 5),
-            "rank1_open": open_set_rate(e, clean[r.name], ids, r.match_distance),
-            "tar": true_accept_rate(e, clean[r.name], ids, thresholds[r.name]),
-            **_msvdd(r, e, clean[r.name], ids),
+            "rank1_open": open_set_rate(e, gallery, ids, r.match_distance),
+            "tar": true_accept_rate(e, gallery, ids, thresholds[r.name]),
+            **measured_chance(e, gallery, ids, r.match_distance),
+            **_msvdd(r, e, gallery, ids),
         }
     return Setting(
         method.name, strength, _mean_psnr(q["pf"]), float(np.mean(q["sf"])), _mean_psnr(q["pi"]),
@@ -214,16 +309,37 @@ def _one_setting(photos: list[Photo], ids, method, strength, mask_scale, detecto
     )
 
 
+def _network(r: Recognizer) -> str:
+    """The network behind a recognizer (M-SVDD scores its base's embeddings)."""
+    return r.base.name if isinstance(r, MSVDDRecognizer) else r.name
+
+
+def _networks(recognizers: list[Recognizer]) -> dict[str, Recognizer]:
+    """One recognizer per network, the first named."""
+    out: dict[str, Recognizer] = {}
+    for r in recognizers:
+        out.setdefault(_network(r), r)
+    return out
+
+
 def _embed_all(recognizers: list[Recognizer], embed: Callable[[Recognizer], np.ndarray]) -> dict[str, np.ndarray]:
     """``embed(r)`` for each recognizer by name, once per network (M-SVDD reuses its base's embeddings)."""
-    by_network: dict[str, np.ndarray] = {}
-    out = {}
-    for r in recognizers:
-        network = r.base.name if isinstance(r, MSVDDRecognizer) else r.name
-        if network not in by_network:
-            by_network[network] = embed(r)
-        out[r.name] = by_network[network]
-    return out
+    by_network = {net: embed(r) for net, r in _networks(recognizers).items()}
+    return {r.name: by_network[_network(r)] for r in recognizers}
+
+
+def _embed_crops(r: Recognizer, crops: torch.Tensor) -> np.ndarray:
+    """``(N, D)`` embeddings of ``crops: (N, 3, size, size)``, :data:`EMBED_BATCH` at a time: a network's forward
+    pass over many photos at once (FaceNet on 61 photos: 1.5 s against 2.7 s for 61 passes), with bounded
+    memory on large folders."""
+    with torch.no_grad():
+        return np.concatenate([r.embed(crops[k:k + EMBED_BATCH]).cpu().numpy()
+                               for k in range(0, len(crops), EMBED_BATCH)])
+
+
+def _embed_photos(r: Recognizer, faces: list[tuple[np.ndarray, np.ndarray]]) -> np.ndarray:
+    """``(N, D)`` embeddings of the face at ``box: (4,)`` in each ``(image, box)``."""
+    return _embed_crops(r, torch.cat([face_crops(image, box[None], r) for image, box in faces]))
 
 
 def _msvdd(rec: Recognizer, probes: np.ndarray, gallery: np.ndarray, ids: np.ndarray) -> dict[str, float]:

@@ -11,10 +11,11 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from deidcli.evaluation.evaluate import PRIVATE_RANK1, Evaluation
+from deidcli.evaluation.evaluate import PRIVATE_RANK1, PROTECT_RECOGNIZERS, PROTECT_RULE, STOP_AFTER, Evaluation, protects
 
-CSV_FIELDS = ["method", "strength", "recognizer", "rank1", "rank5", "rank1_open", "tar", "detected", "psnr_face", "ssim_face",
-              "psnr_image", "ssim_image", "rejected", "accepted_other"]  # the last two: M-SVDD recognizers only
+CSV_FIELDS = ["method", "strength", "recognizer", "rank1", "rank5", "rank1_open", "tar", "chance_rank1",
+              "chance_rank1_open", "protects", "detected", "psnr_face", "ssim_face", "psnr_image", "ssim_image",
+              "rejected", "accepted_other"]  # the last two: M-SVDD recognizers only
 
 
 def write_all(result: Evaluation, folder: Path) -> dict[str, Path]:
@@ -38,9 +39,9 @@ def rows(result: Evaluation) -> list[dict]:
     out = []
     for s in result.settings:
         for rec, fig in s.recognizers.items():
-            out.append({"method": s.method, "strength": s.strength, "recognizer": rec, **fig, "detected": s.detected,
-                        "psnr_face": s.psnr_face, "ssim_face": s.ssim_face, "psnr_image": s.psnr_image,
-                        "ssim_image": s.ssim_image})
+            out.append({"method": s.method, "strength": s.strength, "recognizer": rec, **fig,
+                        "protects": int(protects(s)), "detected": s.detected, "psnr_face": s.psnr_face,
+                        "ssim_face": s.ssim_face, "psnr_image": s.psnr_image, "ssim_image": s.ssim_image})
     return out
 
 
@@ -53,7 +54,9 @@ def write_csv(result: Evaluation, path: Path) -> None:
 
 
 def plot_tradeoff(result: Evaluation, path: Path) -> None:
-    """Rank-1 identification (and verification) against face-region PSNR: one curve per method and recognizer."""
+    """Rank-1 identification (and verification) against face-region PSNR: one curve per method and recognizer, and
+    each setting's measured chance as a cross of the curve's colour (rank-1 at or below its cross: no better than
+    being shown someone else's anonymized face)."""
     import matplotlib
 
     matplotlib.use("Agg")  # files only; no display on servers and CI
@@ -76,8 +79,11 @@ def plot_tradeoff(result: Evaluation, path: Path) -> None:
                     for xi, yi, s in zip(x, y, pts):
                         ax.annotate(f"{s.strength:g}", (xi, yi), fontsize=7, xytext=(3, 3),
                                     textcoords="offset points", color=cmap(mi % 10))
+            chance = [s.recognizers[rec].get("chance_rank1", math.nan) * 100 for s in pts]
+            axes[0].plot(x, chance, ls="none", marker="x", ms=5, color=cmap(mi % 10))
     base = result.baseline[recs[0]]
-    axes[0].axhline(base["chance_rank1"] * 100, color="grey", ls=":", lw=1, label="chance")
+    axes[0].axhline(base["chance_rank1"] * 100, color="grey", ls=":", lw=1, label="chance (1 in people)")
+    axes[0].plot([], [], ls="none", marker="x", color="grey", label="measured chance")
     axes[0].axhline(PRIVATE_RANK1 * 100, color="red", ls="--", lw=1, label="5%")
     axes[0].set_ylabel("rank-1 identification of anonymized faces (%)")
     axes[1].set_ylabel(f"true accepts at {result.far:g} false accepts (%)")
@@ -125,15 +131,18 @@ def html_page(result: Evaluation, plot_name: str, examples: dict[str, str]) -> s
     recs = list(result.baseline)
     # An M-SVDD recognizer answers "no one" where others give a distance: its last column is what it rejects.
     last = {r: "rejected" if "rejected" in result.baseline[r] else "tar" for r in recs}
-    head = "".join(f"<th>{html.escape(r)} rank-1</th><th>{html.escape(r)} rank-5</th>"
-                   f"<th>{html.escape(r)} open-set rank-1</th><th>{html.escape(r)} {last[r].replace('tar', 'TAR')}</th>"
-                   for r in recs)
+    head = "".join(f"<th>{html.escape(r)} rank-1</th><th>{html.escape(r)} measured chance</th>"
+                   f"<th>{html.escape(r)} rank-5</th><th>{html.escape(r)} open-set rank-1</th>"
+                   f"<th>{html.escape(r)} {last[r].replace('tar', 'TAR')}</th>" for r in recs)
     body = []
     for s in result.settings:
-        cells = "".join(f"<td>{_fmt(s.recognizers[r]['rank1'], True)}</td><td>{_fmt(s.recognizers[r]['rank5'], True)}"
-                        f"</td><td>{_fmt(s.recognizers[r]['rank1_open'], True)}</td>"
+        cells = "".join(f"<td>{_fmt(s.recognizers[r]['rank1'], True)}</td>"
+                        f"<td>{_fmt(s.recognizers[r].get('chance_rank1'), True)}</td>"
+                        f"<td>{_fmt(s.recognizers[r]['rank5'], True)}</td>"
+                        f"<td>{_fmt(s.recognizers[r]['rank1_open'], True)}</td>"
                         f"<td>{_fmt(s.recognizers[r][last[r]], True)}</td>" for r in recs)
         body.append(f"<tr><td>{html.escape(s.method)}</td><td>{s.strength:g}</td>{cells}"
+                    f"<td>{'yes' if protects(s) else ''}</td>"
                     f"<td>{_fmt(s.detected, True)}</td><td>{_fmt(s.psnr_face)}</td><td>{_fmt(s.ssim_face)}</td>"
                     f"<td>{_fmt(s.psnr_image)}</td><td>{_fmt(s.ssim_image)}</td></tr>")
     base = "".join(
@@ -150,6 +159,7 @@ def html_page(result: Evaluation, plot_name: str, examples: dict[str, str]) -> s
         f"<tr><td>{html.escape(m)}</td>" + "".join(f"<td>{cell(c)}</td>" for c in rules.values()) + "</tr>"
         for m, rules in result.crossings(recs[0]).items()
     )
+    protect = _protect_table(result)
     ex = "".join(f"<h3>{html.escape(m)}</h3><p>rows: strengths "
                  f"{', '.join(f'{s.strength:g}' for s in result.settings if s.method == m)}</p>"
                  f"<img src='{html.escape(f)}' alt='{html.escape(m)} examples'>" for m, f in examples.items())
@@ -163,6 +173,7 @@ td,th{{border:1px solid #ccc;padding:3px 8px;text-align:right}}img{{max-width:10
 identified against the other originals (closed set); verification fixes the threshold at {result.far:g} false
 accepts among the originals. "detected": the face detector still finds the face.</p>{skipped}
 <ul>{base}</ul>
+{protect}
 <h2>Weakest strength at which identity is gone ({html.escape(recs[0])}), with the face PSNR there</h2>
 <p>With few people, guessing already identifies 1 in (number of people): closed-set rank-1 then scatters around
 chance and may never fall below 5%. Open-set rank-1 (nearest photo of the same person <em>and</em> within the
@@ -171,8 +182,35 @@ recognizer's match distance) is how a search system answers; its chance is near 
 </tr>{cross}</table>
 <img src="{html.escape(plot_name)}" alt="privacy against PSNR">
 <h2>All settings</h2>
-<table><tr><th>method</th><th>strength</th>{head}<th>detected</th><th>PSNR face</th><th>SSIM face</th>
+<table><tr><th>method</th><th>strength</th>{head}<th>protects</th><th>detected</th><th>PSNR face</th><th>SSIM face</th>
 <th>PSNR image</th><th>SSIM image</th></tr>{''.join(body)}</table>
 <h2>Examples</h2>{ex}
 </body></html>
 """
+
+
+def _protect_table(result: Evaluation) -> str:
+    """The section on the privacy rule: per method, the weakest strength that protects and the figures there."""
+    sweep = (f"Each method's sweep runs from weak to strong and ends once {STOP_AFTER} settings in a row protect"
+             " (stronger ones only cost time; <code>--full-sweep</code> runs all of them)."
+             if not result.full_sweep else "Every strength of each sweep was measured (weak to strong).")
+    half = "" if result.split == "all" else f" Only the <em>{html.escape(result.split)}</em> half of the people."
+    intro = (f"<h2>Weakest strength that protects</h2><p>A strength protects when, {html.escape(PROTECT_RULE)}. "
+             "The measured chance is the same rank-1 rule when each probe is given another person's anonymized "
+             "face (a method that turns every face into one look sends them all to whoever resembles it, well "
+             f"above 1 in the number of people). {sweep}{half}</p>")
+    if not result.rule_measurable():
+        return intro + "<p>Not judged: the rule needs both <code>--recognizer dlib,facenet</code>.</p>"
+    recs = PROTECT_RECOGNIZERS
+    head = "".join(f"<th>{r} rank-1</th><th>{r} measured chance</th><th>{r} open-set rank-1</th>" for r in recs)
+    rows = []
+    for m, c in result.protecting().items():
+        if c is None:
+            rows.append(f"<tr><td>{html.escape(m)}</td><td>never</td>" + "<td></td>" * (3 + 3 * len(recs)) + "</tr>")
+            continue
+        figs = "".join(f"<td>{_fmt(c[r]['rank1'], True)}</td><td>{_fmt(c[r]['chance_rank1'], True)}</td>"
+                       f"<td>{_fmt(c[r]['rank1_open'], True)}</td>" for r in recs)
+        rows.append(f"<tr><td>{html.escape(m)}</td><td>{c['strength']:g}</td>{figs}<td>{_fmt(c['detected'], True)}"
+                    f"</td><td>{_fmt(c['psnr_face'])}</td><td>{_fmt(c['ssim_face'])}</td></tr>")
+    return (intro + f"<table><tr><th>method</th><th>strength</th>{head}<th>detected</th><th>PSNR face</th>"
+            f"<th>SSIM face</th></tr>{''.join(rows)}</table>")
