@@ -63,8 +63,11 @@ def run(
     ] = None,
     method: Annotated[
         Optional[str],
-        typer.Option("--method", "-m", help="frost (default: blur + grain), blur, pixelate, noise, impulse, solid, "
-                     "svd, pca, hypersphere or ksame; per target: face=frost,plate=solid."),
+        typer.Option("--method", "-m", help="No face left, nothing natural: frost (default: blur + grain), blur, "
+                     "pixelate, noise, impulse, solid, svd. A face-like look (eigenfaces): pca, ksame, hypersphere. "
+                     "A natural face, made or a donor's: autoencoder, autoencoder-ap, gan, replace. The real "
+                     "face, hidden from machines only: ifgvm (recognizers), dedetect (detectors). Per target: "
+                     "face=frost,plate=solid."),
     ] = None,
     strength: Annotated[
         Optional[str],
@@ -160,6 +163,7 @@ def run(
         seed=seed, strip_metadata=strip_metadata or None, overwrite=overwrite or None, audit=audit or None,
         fail_on_leak=fail_on_leak,
     )
+    _warn_weak_strength(cfg)
     jobs = plan_jobs(inputs, output)
     if detections is not None and (len(jobs) != 1 or jobs[0].kind != "video"):
         raise ConfigError("--detections applies to exactly one video input")
@@ -201,6 +205,28 @@ def run(
         raise typer.Exit(failed[0].exit_code)
     if leaked:
         raise typer.Exit(int(ExitCode.LEAK_ABOVE_LIMIT))
+
+
+def _warn_weak_strength(cfg) -> None:
+    """One line on stderr when the faces' strength is weaker than the one measured to protect them: the user may
+    mean it (a preview), but should know that dlib or FaceNet re-identified faces there. Bodies and plates were
+    not measured."""
+    from deidcli.config import DeidConfig
+    from deidcli.methods import METHODS
+    from deidcli.methods.registry import PROTECTIVE_DEFAULTS
+    from deidcli.targets import parse_targets, per_target
+
+    targets = parse_targets(cfg.targets)
+    if "face" not in targets:
+        return
+    name = per_target(cfg.method, targets, str, "method")["face"] or DeidConfig.method
+    strength = per_target(cfg.strength, targets, float, "strength")["face"]
+    method = METHODS[name]
+    if strength is None or not method.weaker_than_protective(strength):
+        return
+    typer.echo(f"deid: warning: {name} strength {strength:g} is weaker than {method.protective_strength:g}, the "
+               "weakest measured to keep faces from dlib and FaceNet (deidcli/methods/data/"
+               f"{PROTECTIVE_DEFAULTS.name}, from scripts/measure_defaults.py)", err=True)
 
 
 @app.command("batch")
@@ -252,6 +278,7 @@ def batch(
         device=device, strip_metadata=strip_metadata or None, audit=audit or None, fail_on_leak=fail_on_leak,
     )
     check_batch(source, output, engine, jobs)
+    _warn_weak_strength(cfg)
     # Models load here, so a missing one is one line before any progress bar (workers load their own).
     worker = BatchWorker(cfg) if engine == "local" and jobs == 1 else None
     if worker is None:
