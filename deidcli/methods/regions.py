@@ -145,7 +145,10 @@ def anonymize_frame(
         crop = torch.from_numpy(crop_np).to(device).permute(2, 0, 1)[None].float().div_(peak)
         tid = -1 if detections.tracker_id is None else int(detections.tracker_id[i])
         full = tuple(scaled[i] - np.array([x1, y1, x1, y1]))  # the unclipped box, in crop coordinates
-        written, reason = _region(crop, style, frame_index, i, tid, full, peak)
+        lm = None
+        if method.uses_landmarks and detections.landmarks is not None:
+            lm = torch.from_numpy(detections.landmarks[i] - np.array([x1, y1], np.float32))[None].to(device)
+        written, reason = _region(crop, style, frame_index, i, tid, full, peak, lm)
         if reason:
             written, _ = _region(crop, frost, frame_index, i, tid, full, peak)
             if fallbacks is not None:
@@ -169,8 +172,8 @@ def _frame_method(frame: np.ndarray, detections: Detections, method: Method, str
     return out, np.asarray(still, dtype=bool)
 
 
-def _region(crop: torch.Tensor, style: RegionStyle, frame_index: int, i: int, tid: int, full, peak: float
-            ) -> tuple[np.ndarray, str]:
+def _region(crop: torch.Tensor, style: RegionStyle, frame_index: int, i: int, tid: int, full, peak: float,
+            landmarks: torch.Tensor | None = None) -> tuple[np.ndarray, str]:
     """One region anonymized as it will be written (``h x w x 3``, in ``0..peak``), and why it must be redone
     ("" if not)."""
     method = style.method
@@ -181,7 +184,7 @@ def _region(crop: torch.Tensor, style: RegionStyle, frame_index: int, i: int, ti
         gen.manual_seed(_stable_seed(key))
     anon, met, why = method.apply(
         crop, style.strength, generator=gen, color=style.color, inner=1 / style.mask_scale,
-        track=tid if tid >= 0 else None,
+        track=tid if tid >= 0 else None, landmarks=landmarks,
     )
     h, w = crop.shape[-2:]
     m = region_mask(h, w, "box" if method.exact_crop else style.mask_shape, crop.device, full)

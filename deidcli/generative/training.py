@@ -1,0 +1,197 @@
+"""``deid train``: the encoders of the generative methods, trained for the frozen DCGAN decoder.
+
+* ``autoencoder`` (methods.md 2.4): an encoder ``E`` with ``D(E(x)) ~ x`` for the frozen decoder ``D``. Trained on
+  synthetic faces ``x = D(z)``, where the code is known, so ``E`` learns both the code (``|E(x) - z|^2``) and the
+  picture (``|D(E(x)) - x|_1``); half of every batch is also jittered in colour and framing and resampled through a
+  low resolution, so real faces cut out of video land near the face they show. A ``--faces`` folder adds real crops
+  with the picture loss alone.
+* ``autoencoder-ap`` (methods.md 3, Nousi et al.): a copy ``E'`` of that encoder fine-tuned with the decoder frozen,
+  ``L = L_id + L_att + l_z |E'(x) - E(x)|^2 + L_div``: ``L_id = relu(cos(f(D(E'(x))), f(x)) - tau)`` pushes FaceNet's
+  embedding of the output away from the input's; ``L_att`` keeps the attributes deid measures, skin tone (the mean
+  colour of the face) and the face's layout at 8 x 8 pixels (where eyes, mouth and jaw sit: pose and expression,
+  below any recognizer's resolution); ``L_div`` keeps the outputs of a batch apart, so not everyone becomes one
+  person.
+
+Every loop is deterministic for a seed and reports ``on_step(step, total, losses)``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from deidcli.generative import augment, synthetic
+from deidcli.generative.model import GenerativeModel
+from deidcli.generative.nets import Encoder
+
+OnStep = Callable[[int, int, dict[str, float]], None]
+
+
+def real_faces(folder: Path, detector=None) -> torch.Tensor:
+    """Every face a detector finds in ``folder``'s photos, framed as the decoder draws faces: ``(N, 3, 64, 64)``."""
+    from deidcli.detection import build_detector
+    from deidcli.generative.face_warp import cut_faces
+    from deidcli.photos import load_rgb, photo_files
+
+    detector = detector or build_detector("centerface")
+    crops = []
+    for _, path in photo_files(folder):
+        img = load_rgb(path)
+        found = detector.detect(img, 1.0)
+        for box in found.xyxy:
+            if box[3] - box[1] >= 16:
+                crops.append(cut_faces(img, box[None]))
+    if not crops:
+        raise ValueError(f"{folder}: no face of 16 px or more found to train on")
+    return torch.cat(crops)
+
+
+def _real_batches(faces: torch.Tensor, batch: int, g: torch.Generator) -> Iterator[torch.Tensor]:
+    while True:
+        yield faces[torch.randint(len(faces), (batch,), generator=g)]
+
+
+def train_autoencoder(steps: int = 1000, batch: int = 48, seed: int = 0, faces: torch.Tensor | None = None,
+                      lr: float = 2e-3, on_step: OnStep | None = None) -> GenerativeModel:
+    """The encoder of the plain autoencoder, with the mean of its codes over the training faces."""
+    torch.manual_seed(seed)
+    g = torch.Generator().manual_seed(seed)
+    decoder = synthetic.load_decoder()
+    encoder = Encoder()
+    opt = torch.optim.Adam(encoder.parameters(), lr=lr, betas=(0.5, 0.999))
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps, pct_start=0.1)
+    real = _real_batches(faces, batch // 4, g) if faces is not None and len(faces) else None
+    start = time.monotonic()
+    for step in range(steps):
+        z = synthetic.sample_codes(batch, g)
+        with torch.no_grad():
+            x = decoder(z)
+        half = batch // 2
+        # first half: the render itself, only degraded (the code is known); second: jittered, picture loss only
+        seen = x.clone()
+        jittered = augment.colour_jitter(augment.jitter_geometry(x[half:], g), g)
+        seen[half:] = jittered
+        target = torch.cat([x[:half], jittered])
+        if real is not None:
+            r = next(real)
+            seen, target = torch.cat([seen, r]), torch.cat([target, r])
+        seen = augment.degrade(seen, g)
+        code = encoder(seen)
+        picture = F.l1_loss(decoder(code), target)
+        latent = F.mse_loss(code[:half], z[:half])
+        loss = picture + 0.05 * latent
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        sched.step()
+        if on_step:
+            on_step(step + 1, steps, {"picture": picture.item(), "latent": latent.item()})
+    encoder.eval().requires_grad_(False)
+    with torch.no_grad():
+        mean_code = torch.cat([encoder(decoder(synthetic.sample_codes(256, g))) for _ in range(4)]).mean(0)
+    info = {
+        "kind": "autoencoder", "steps": steps, "batch": batch, "seed": seed,
+        "seconds": round(time.monotonic() - start, 1),
+        "data": "synthetic faces sampled from the DCGAN" + (f" + {len(faces)} real face crops" if real else ""),
+        "decoder": synthetic.PACKAGE, "licence": synthetic.DATA_LICENCE,
+    }
+    return GenerativeModel("autoencoder", decoder, encoder, mean_code, info=info)
+
+
+def face_colour(x: torch.Tensor) -> torch.Tensor:
+    """Skin tone: the mean colour ``(B, 3)`` of the face ellipse of canonical faces ``(B, 3, 64, 64)``."""
+    from deidcli.generative.face_warp import face_mask
+
+    m = face_mask(x.shape[-1], x.device)
+    return (x * m).sum((2, 3)) / m.sum()
+
+
+def face_layout(x: torch.Tensor) -> torch.Tensor:
+    """Pose and expression at a resolution no recognizer works at: the face's luminance at 8 x 8, normalised
+    for brightness and contrast, ``(B, 64)``."""
+    y = F.adaptive_avg_pool2d(x.mean(1, keepdim=True), 8).flatten(1)
+    return (y - y.mean(1, keepdim=True)) / y.std(1, keepdim=True).clamp_min(1e-3)
+
+
+ID_SIZE = 112  # FaceNet reads the 64 px faces at 112, not its 160: a third of the cost, the same gradient's direction
+
+
+def _identity(facenet, x: torch.Tensor) -> torch.Tensor:
+    """FaceNet's unit embeddings ``(B, 512)`` of faces ``(B, 3, 64, 64)``, differentiable."""
+    big = F.interpolate(x, size=(ID_SIZE, ID_SIZE), mode="bilinear", align_corners=False)
+    return facenet.net((big * 255 - 127.5) / 128)
+
+
+def train_attribute_preserving(base: GenerativeModel, steps: int = 300, batch: int = 12, seed: int = 0,
+                               faces: torch.Tensor | None = None, lr: float = 5e-4, tau: float = 0.2,
+                               on_step: OnStep | None = None) -> GenerativeModel:
+    """``base`` with ``encoder_ap``: its encoder fine-tuned to change identity and keep attributes; the decoder and
+    the base encoder stay bit-identical."""
+    from deidcli.evaluation.recognizer import FaceNetRecognizer
+
+    torch.manual_seed(seed)
+    g = torch.Generator().manual_seed(seed)
+    facenet = FaceNetRecognizer()
+    decoder, base_encoder = base.decoder, base.encoder.eval().requires_grad_(False)
+    ap = Encoder()
+    ap.load_state_dict(base_encoder.state_dict())
+    ap.train().requires_grad_(True)
+    opt = torch.optim.Adam(ap.parameters(), lr=lr, betas=(0.5, 0.999))
+    real = _real_batches(faces, batch // 4, g) if faces is not None and len(faces) else None
+    start = time.monotonic()
+    for step in range(steps):
+        with torch.no_grad():
+            x = decoder(synthetic.sample_codes(batch, g))
+            x = augment.degrade(augment.colour_jitter(augment.jitter_geometry(x, g), g, 0.5), g, smallest=24)
+            if real is not None:
+                x = torch.cat([x, next(real)])
+            code = base_encoder(x)
+            e_in = _identity(facenet, x)
+            colour_in, layout_in = face_colour(x), face_layout(decoder(code))
+        new_code = ap(x)
+        out = decoder(new_code)
+        e_out = _identity(facenet, out)
+        identity = F.relu((e_out * e_in).sum(1) - tau).mean()
+        attributes = F.l1_loss(face_colour(out), colour_in) * 10 + F.l1_loss(face_layout(out), layout_in) * 0.5
+        stay = F.mse_loss(new_code, code)
+        spread = torch.pdist(e_out).mean()
+        diversity = F.relu(0.8 - spread)
+        loss = identity * 4 + attributes + 0.02 * stay + diversity
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        if on_step:
+            on_step(step + 1, steps, {"identity": identity.item(), "attributes": attributes.item(),
+                                      "stay": stay.item(), "spread": spread.item()})
+    ap.eval().requires_grad_(False)
+    info = dict(base.info)
+    info.update({
+        "kind": "autoencoder-ap", "ap_steps": steps, "ap_batch": batch, "ap_seed": seed, "tau": tau,
+        "ap_seconds": round(time.monotonic() - start, 1), "identity_network": f"FaceNet ({facenet.source})",
+        "attributes": "skin tone (mean face colour), face layout at 8x8 (pose, expression)",
+    })
+    info["seconds"] = round(info.get("seconds", 0) + info["ap_seconds"], 1)
+    return GenerativeModel("autoencoder-ap", decoder, base_encoder, base.mean_code, encoder_ap=ap, info=info)
+
+
+DEFAULT_STEPS = {"autoencoder": 1000, "autoencoder-ap": 300}
+
+
+def train(kind: str, faces: torch.Tensor | None = None, steps: int | None = None, seed: int = 0,
+          on_step: OnStep | None = None) -> GenerativeModel:
+    """Train the model of ``kind`` (see :data:`DEFAULT_STEPS`) with its default settings."""
+    steps = steps or DEFAULT_STEPS[kind]
+    if kind == "autoencoder":
+        return train_autoencoder(steps, seed=seed, faces=faces, on_step=on_step)
+    if kind == "autoencoder-ap":
+        # the base encoder: the cached default autoencoder if there is one, else trained first
+        from deidcli.generative.model import default_model_path
+
+        path = default_model_path("autoencoder")
+        base = GenerativeModel.load(path, "autoencoder") if path.is_file() else train_autoencoder(seed=seed)
+        return train_attribute_preserving(base, steps, seed=seed, faces=faces, on_step=on_step)
+    raise ValueError(f"unknown model kind {kind!r}")

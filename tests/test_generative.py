@@ -1,0 +1,191 @@
+"""The generative methods (methods.md 2.4, 3): the DCGAN decoder, face warping, autoencoder, autoencoder-ap, replace.
+
+Unit properties use a model trained for a few steps on the real decoder (its quality does not matter to them); the
+privacy figures come from `deid evaluate` on the trained default models (README).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+pytest.importorskip("gan_face_generate")
+
+from deidcli.detections import Detections  # noqa: E402
+from deidcli.errors import ModelUnavailableError  # noqa: E402
+from deidcli.generative import face_warp, synthetic  # noqa: E402
+from deidcli.generative.model import GenerativeModel  # noqa: E402
+from deidcli.generative.training import train_attribute_preserving, train_autoencoder  # noqa: E402
+from deidcli.methods import get_method  # noqa: E402
+from deidcli.methods.generative_methods import ap_faces, autoencoder_faces, match_colours  # noqa: E402
+from deidcli.methods.regions import FallbackLog, RegionStyle, anonymize_frame  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory) -> tuple[GenerativeModel, object]:
+    """An autoencoder trained 3 steps, and its path on disk."""
+    model = train_autoencoder(steps=3, batch=8)
+    path = tmp_path_factory.mktemp("models") / "ae.pt"
+    model.save(path)
+    return model, path
+
+
+def faces(n: int = 6, seed: int = 3) -> torch.Tensor:
+    with torch.no_grad():
+        return synthetic.load_decoder()(synthetic.sample_codes(n, torch.Generator().manual_seed(seed)))
+
+
+def test_the_decoder_draws_faces_in_the_unit_range():
+    x = faces(4)
+    assert x.shape == (4, 3, 64, 64)
+    assert 0 <= float(x.min()) and float(x.max()) <= 1
+    assert float(x.std()) > 0.1  # a picture, not a constant
+    assert not any(p.requires_grad for p in synthetic.load_decoder().parameters())
+
+
+def test_warping_to_the_square_and_back_is_the_identity_on_the_face():
+    yy, xx = torch.meshgrid(torch.linspace(0, 1, 120), torch.linspace(0, 1, 90), indexing="ij")
+    x = torch.stack([yy, xx, yy * xx])[None]
+    t = face_warp.crop_transforms(120, 90, 1 / 1.3, 1)
+    back = face_warp.from_canonical(face_warp.to_canonical(x, t), t, 120, 90)
+    inside = face_warp.from_canonical(face_warp.face_mask(), t, 120, 90)[0, 0] > 0.99
+    assert inside.float().mean() > 0.2
+    assert float((back - x).abs()[0][:, inside].mean()) < 2e-3
+
+
+def test_the_landmark_similarity_recovers_a_known_rotation_and_scale():
+    a = torch.deg2rad(torch.tensor(20.0))
+    rot = torch.tensor([[torch.cos(a), -torch.sin(a)], [torch.sin(a), torch.cos(a)]]) * 150
+    pts = synthetic.LANDMARKS @ rot.T + torch.tensor([40.0, 25.0])
+    t = face_warp.landmark_transform(pts[None])[0]
+    assert torch.allclose(t[:, :2], rot, atol=1e-3)
+    assert torch.allclose(t[:, 2], torch.tensor([40.0, 25.0]), atol=1e-2)
+
+
+def test_wild_landmarks_fall_back_to_the_box():
+    wild = torch.tensor([[[0.0, 0.0], [1.0, 0.0], [0.5, 0.5], [0.2, 1.0], [0.8, 1.0]]])  # a 1-pixel "face"
+    t = face_warp.crop_transforms(100, 100, 1 / 1.3, 1, wild)
+    assert torch.allclose(t, face_warp.crop_transforms(100, 100, 1 / 1.3, 1))
+
+
+def test_colour_matching_gives_the_old_faces_mean_colour():
+    mask = face_warp.face_mask()
+    new, old = faces(3, 1), faces(3, 2) * 0.5 + 0.3
+    out = match_colours(new, old, mask)
+    w = mask / mask.sum()
+    assert torch.allclose((out * w).sum((2, 3)), (old * w).sum((2, 3)), atol=0.02)
+
+
+# methods.md 2.4, unit tests
+def test_autoencoder_at_zero_is_the_plain_reconstruction(tiny):
+    model, _ = tiny
+    x = faces()
+    with torch.no_grad():
+        plain = model.decoder(model.encoder(x))
+    assert torch.equal(autoencoder_faces(model, x, 0.0), plain)
+
+
+def test_autoencoder_at_one_maps_every_face_to_the_mean_face(tiny):
+    model, _ = tiny
+    out = autoencoder_faces(model, faces(), 1.0)
+    assert float((out - out[:1]).abs().max()) < 1e-5
+    with torch.no_grad():
+        assert torch.allclose(out[0], model.decoder(model.mean_code[None])[0], atol=1e-5)
+
+
+def test_autoencoder_is_deterministic(tiny):
+    model, _ = tiny
+    x = faces()
+    assert torch.equal(autoencoder_faces(model, x, 0.4), autoencoder_faces(model, x, 0.4))
+
+
+def test_a_saved_model_loads_back_the_same(tiny):
+    model, path = tiny
+    loaded = GenerativeModel.load(path, "autoencoder")
+    x = faces(2)
+    assert torch.equal(autoencoder_faces(loaded, x, 0.3), autoencoder_faces(model, x, 0.3))
+    assert loaded.info["licence"] == synthetic.DATA_LICENCE
+
+
+def test_a_missing_default_model_says_how_to_build_it(tmp_path, monkeypatch):
+    monkeypatch.setenv("DEID_CACHE", str(tmp_path))
+    with pytest.raises(ModelUnavailableError, match="deid train autoencoder"):
+        get_method("autoencoder")
+
+
+def test_a_file_that_is_not_a_model_is_one_error(tmp_path):
+    bad = tmp_path / "x.pt"
+    bad.write_bytes(b"not a model")
+    with pytest.raises(ModelUnavailableError, match="not a deid generative model"):
+        get_method("autoencoder", model=bad)
+
+
+def test_an_autoencoder_model_is_not_taken_for_an_attribute_preserving_one(tiny):
+    _, path = tiny
+    with pytest.raises(ModelUnavailableError, match="not autoencoder-ap"):
+        get_method("autoencoder-ap", model=path)
+
+
+# methods.md 3, unit tests 1, 2 and 4
+def test_attribute_preserving_fine_tuning_leaves_the_decoder_and_base_encoder_untouched(tiny):
+    model, _ = tiny
+    before = {k: v.clone() for k, v in model.decoder.state_dict().items()}
+    base = {k: v.clone() for k, v in model.encoder.state_dict().items()}
+    ap = train_attribute_preserving(model, steps=2, batch=4)
+    assert all(torch.equal(before[k], v) for k, v in ap.decoder.state_dict().items())
+    assert all(torch.equal(base[k], v) for k, v in ap.encoder.state_dict().items())
+    assert any(not torch.equal(base[k], v) for k, v in ap.encoder_ap.state_dict().items())
+    x = faces()
+    assert torch.equal(ap_faces(ap, x, 0.0), autoencoder_faces(ap, x, 0.0))  # beta 0: the base reconstruction
+    assert torch.equal(ap_faces(ap, x, 1.0), ap_faces(ap, x, 1.0))
+
+
+def _photo_with_face(size: int = 160) -> tuple[np.ndarray, Detections]:
+    """A frame with a synthetic face in the middle, and its box."""
+    x = faces(1, 7)[0]
+    face = torch.nn.functional.interpolate(x[None], size=(size, size), mode="bilinear")[0]
+    img = np.full((320, 320, 3), 120, np.uint8)
+    img[80 : 80 + size, 80 : 80 + size] = (face.permute(1, 2, 0).numpy() * 255).astype(np.uint8)
+    h = synthetic.BOX_HEIGHT * size
+    cy = 80 + synthetic.BOX_CENTRE_Y * size
+    box = np.array([[240 - 80 - h / 2 + 0, cy - h / 2, 160 + h / 2, cy + h / 2]], np.float32)
+    box[0, 0] = 160 - h / 2
+    return img, Detections(box, np.ones(1, np.float32), np.zeros(1, np.int64))
+
+
+@pytest.mark.parametrize("name", ["autoencoder", "replace"])
+def test_a_generative_method_changes_the_face_and_is_not_frosted(name, tiny):
+    _, path = tiny
+    img, dets = _photo_with_face()
+    log = FallbackLog()
+    out = anonymize_frame(img, dets, RegionStyle(get_method(name, model=path)), fallbacks=log)
+    assert log.total == 0
+    x1, y1, x2, y2 = dets.xyxy[0].astype(int)
+    assert np.abs(out[y1:y2, x1:x2].astype(int) - img[y1:y2, x1:x2]).mean() > 5
+    assert (out[:40] == img[:40]).all()  # outside the region nothing moves
+
+
+def test_replace_keeps_one_donor_per_track():
+    method = get_method("replace")
+    img, dets = _photo_with_face()
+    tracked = Detections(dets.xyxy, dets.confidence, dets.class_id, tracker_id=np.array([4]))
+    first = anonymize_frame(img, tracked, RegionStyle(method), frame_index=0)
+    moved = np.roll(img, 3, axis=1)  # the next frame: the face moved, its landmarks too
+    shifted = Detections(tracked.xyxy + np.array([3, 0, 3, 0], np.float32), dets.confidence, dets.class_id,
+                         tracker_id=np.array([4]))
+    second = anonymize_frame(moved, shifted, RegionStyle(method), frame_index=1)
+    assert len(method.model.track_target) == 1
+    assert np.abs(np.roll(first, 3, axis=1)[100:200, 110:210].astype(int) - second[100:200, 110:210]).mean() < 6
+
+
+def test_replace_takes_donors_from_a_folder(tmp_path):
+    from PIL import Image
+
+    img, _ = _photo_with_face(200)
+    Image.fromarray(img).save(tmp_path / "donor.png")
+    method = get_method("replace", donors=tmp_path)
+    assert len(method.model.faces) == 1
+    frame, dets = _photo_with_face()
+    out = anonymize_frame(np.ascontiguousarray(frame[:, ::-1]), dets, RegionStyle(method))
+    assert out.shape == frame.shape
