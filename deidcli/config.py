@@ -32,6 +32,8 @@ class DeidConfig:
     method: str = "frost"  # one method for every target, or per target: "face=frost,plate=solid"
     strength: float | str | None = None  # None: the method's default; or per target, "face=24,body=16"
     basis: str | None = None  # eigenface basis for pca, hypersphere, ksame (from `deid fit pca`); None: bundled
+    model: str | None = None  # autoencoder, autoencoder-ap, gan model (from `deid train`); None: the cache's default
+    donors: str | None = None  # folder of donor face photos for replace; None: synthetic faces from the decoder
     consented: str | None = None  # folder of photos of people who consented: their faces stay visible
     consent_distance: float = 0.45  # dlib distance under which a face is that person (dlib's own is 0.6)
     mask_shape: str = "ellipse"

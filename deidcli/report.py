@@ -18,14 +18,24 @@ def method_summary(cfg: DeidConfig) -> dict:
     targets = parse_targets(cfg.targets)
     methods = per_target(cfg.method, targets, str, "method")
     strengths = per_target(cfg.strength, targets, float, "strength")
-    return {
-        t: {
+    out = {}
+    for t in targets:
+        m = METHODS[methods[t] or DeidConfig.method]
+        out[t] = {
             "name": m.name,
             "strength": strengths[t] if strengths[t] is not None else m.default_strength,
             "strength_meaning": m.strength_meaning,
+            "natural_face": m.natural,
         }
-        for t, m in ((t, METHODS[methods[t] or DeidConfig.method]) for t in targets)
-    }
+        if m.policy:
+            out[t]["policy"] = m.policy
+        if m.needs == "generative":
+            from deidcli.generative.model import default_model_path
+
+            out[t]["model"] = cfg.model or str(default_model_path(m.name))
+        if m.needs == "donors":
+            out[t]["donors"] = cfg.donors or "synthetic (gan-face-generate DCGAN, DigiFace-1M)"
+    return out
 
 
 def build_report(cfg: DeidConfig, results: list[FileResult], seconds: float) -> dict:

@@ -189,3 +189,60 @@ def test_replace_takes_donors_from_a_folder(tmp_path):
     frame, dets = _photo_with_face()
     out = anonymize_frame(np.ascontiguousarray(frame[:, ::-1]), dets, RegionStyle(method))
     assert out.shape == frame.shape
+
+
+@pytest.fixture(scope="module")
+def tiny_gan(tiny, tmp_path_factory):
+    from deidcli.generative.training import train_gan
+
+    model = train_gan(tiny[0], steps=2, batch=4, targets=16, pool=24)
+    path = tmp_path_factory.mktemp("models") / "gan.pt"
+    model.save(path)
+    return path
+
+
+def test_the_gan_generator_never_sees_the_face():
+    from deidcli.generative.training import gan_planes
+
+    x = faces(2)
+    other = x.clone()
+    inside = face_warp.face_mask() >= 1
+    other[:, :, inside[0, 0]] = torch.rand_like(other[:, :, inside[0, 0]])  # a different face, same surroundings
+    lm = synthetic.LANDMARKS.expand(2, 5, 2)
+    assert torch.equal(gan_planes(x, lm), gan_planes(other, lm))
+
+
+def test_gan_keeps_one_target_identity_per_track(tiny_gan):
+    method = get_method("gan", model=tiny_gan)
+    img, dets = _photo_with_face()
+    for frame, shift in enumerate((0, 2, 4)):
+        moved = np.roll(img, shift, axis=1)
+        d = Detections(dets.xyxy + np.array([shift, 0, shift, 0], np.float32), dets.confidence, dets.class_id,
+                       tracker_id=np.array([9]))
+        log = FallbackLog()
+        anonymize_frame(moved, d, RegionStyle(method), frame_index=frame, fallbacks=log)
+        assert log.total == 0
+    assert list(method.model.track_target) == [("target", 9)]
+
+
+def test_gan_never_targets_the_faces_own_code(tiny_gan):
+    from deidcli.methods.generative_methods import choose_targets
+
+    method = get_method("gan", model=tiny_gan)
+    model = method.model
+    x = faces(8)
+    with torch.no_grad():
+        own = model.encoder(x)
+    chosen = choose_targets(model, x, torch.Generator().manual_seed(0), None)
+    d_all = torch.cdist(own, model.targets)
+    d_chosen = (chosen - own).norm(dim=1)
+    assert (d_chosen >= d_all.median(dim=1).values - 1e-4).all()  # always among the farther half
+
+
+def test_the_report_records_the_target_policy():
+    from deidcli.config import DeidConfig
+    from deidcli.report import method_summary
+
+    summary = method_summary(DeidConfig(method="gan"))["face"]
+    assert "one target identity per track" in summary["policy"] and summary["natural_face"]
+    assert summary["model"].endswith("gan.pt")

@@ -44,6 +44,7 @@ class GenerativeModel:
     targeted: TargetedEncoder | None = None
     targets: torch.Tensor | None = None  # (T, 100) pseudo-identities of gan
     info: dict[str, Any] = field(default_factory=dict)  # data, licence, steps, seconds, losses
+    detector: Any = None  # gan: finds the landmarks L(x) on each face
     # per-run state: the target each track was given (gan, replace), so a person stays one other person
     track_target: dict = field(default_factory=dict)
 
@@ -104,4 +105,8 @@ class GenerativeModel:
                 net.eval().requires_grad_(False)
         model = cls(state["kind"], decoder, encoder, state["mean_code"], ap, targeted, state.get("targets"),
                     state.get("info", {}))
+        if targeted is not None:
+            from deidcli.detection import build_detector
+
+            model.detector = build_detector("centerface")
         return model.to(device)

@@ -38,11 +38,12 @@ class Encoder(nn.Module):
 
 
 class TargetedEncoder(nn.Module):
-    """The conditioned encoder of ``gan`` (Gafni-style): ``z = P(E([L(x), (1 - m) x, m x_lowres])) + Q(t)``.
+    """The conditioned encoder of ``gan``: ``z = (1 - g) P([L(x), (1 - m) x, m]) + g t + Q(t) / 10``.
 
-    ``planes``: ``(B, C, 64, 64)`` (landmark heat maps, the masked face, a coarse copy of the face for light and skin
-    tone); ``t``: ``(B, 100)`` the target identity's code. The output code is decoded by the frozen DCGAN, so the
-    face keeps the source's pose and light while its identity comes from ``t``.
+    ``planes``: ``(B, C, 64, 64)``: landmark heat maps, the image with the face masked out, and the mask; ``t``:
+    ``(B, 100)`` the target identity's code; ``g`` a learned gate per code dimension (which dimensions the target
+    decides). The face itself never enters, so nothing of its identity can come out (CIAGAN's design); the decoded
+    code keeps the source's pose and surroundings and takes the rest from ``t``.
     """
 
     def __init__(self, in_channels: int, width: int = 48, z_dim: int = Z_DIM) -> None:

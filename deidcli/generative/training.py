@@ -5,6 +5,7 @@
   picture (``|D(E(x)) - x|_1``); half of every batch is also jittered in colour and framing and resampled through a
   low resolution, so real faces cut out of video land near the face they show. A ``--faces`` folder adds real crops
   with the picture loss alone.
+* ``gan`` (methods.md 4): :func:`train_gan`.
 * ``autoencoder-ap`` (methods.md 3, Nousi et al.): a copy ``E'`` of that encoder fine-tuned with the decoder frozen,
   ``L = L_id + L_att + l_z |E'(x) - E(x)|^2 + L_div``: ``L_id = relu(cos(f(D(E'(x))), f(x)) - tau)`` pushes FaceNet's
   embedding of the output away from the input's; ``L_att`` keeps the attributes deid measures, skin tone (the mean
@@ -178,7 +179,7 @@ def train_attribute_preserving(base: GenerativeModel, steps: int = 300, batch: i
     return GenerativeModel("autoencoder-ap", decoder, base_encoder, base.mean_code, encoder_ap=ap, info=info)
 
 
-DEFAULT_STEPS = {"autoencoder": 1000, "autoencoder-ap": 300}
+DEFAULT_STEPS = {"autoencoder": 1000, "autoencoder-ap": 300, "gan": 1200}
 
 
 def train(kind: str, faces: torch.Tensor | None = None, steps: int | None = None, seed: int = 0,
@@ -194,4 +195,98 @@ def train(kind: str, faces: torch.Tensor | None = None, steps: int | None = None
         path = default_model_path("autoencoder")
         base = GenerativeModel.load(path, "autoencoder") if path.is_file() else train_autoencoder(seed=seed)
         return train_attribute_preserving(base, steps, seed=seed, faces=faces, on_step=on_step)
+    if kind == "gan":
+        from deidcli.generative.model import default_model_path
+
+        path = default_model_path("autoencoder")
+        base = GenerativeModel.load(path, "autoencoder") if path.is_file() else train_autoencoder(seed=seed)
+        return train_gan(base, steps, seed=seed, on_step=on_step)
     raise ValueError(f"unknown model kind {kind!r}")
+
+
+GAN_POOL = 1024  # synthetic training faces with their landmarks, found once
+HEAT_SIGMA = 2.5  # pixels of the 64 px square
+
+
+def landmark_maps(landmarks: torch.Tensor, size: int = synthetic.SIZE) -> torch.Tensor:
+    """``L(x)``: a Gaussian heat map per landmark, ``(B, 5, size, size)``, from ``(B, 5, 2)`` in ``[0, 1]``."""
+    u = (torch.arange(size, dtype=torch.float32, device=landmarks.device) + 0.5) / size
+    dx = u[None, None, None, :] - landmarks[..., 0, None, None]
+    dy = u[None, None, :, None] - landmarks[..., 1, None, None]
+    return torch.exp(-(dx ** 2 + dy ** 2) * size ** 2 / (2 * HEAT_SIGMA ** 2))
+
+
+def gan_planes(faces: torch.Tensor, landmarks: torch.Tensor) -> torch.Tensor:
+    """The generator's input ``[L(x), (1 - m) x, m]``: ``(B, 9, 64, 64)``; the face itself is masked out."""
+    from deidcli.generative.face_warp import face_mask
+
+    m = face_mask(faces.shape[-1], faces.device).expand(len(faces), 1, -1, -1)
+    return torch.cat([landmark_maps(landmarks, faces.shape[-1]), (1 - m) * faces, m], 1)
+
+
+def train_gan(base: GenerativeModel, steps: int = 1200, batch: int = 24, seed: int = 0, lr: float = 5e-4,
+              targets: int = 512, pool: int = GAN_POOL, on_step: OnStep | None = None) -> GenerativeModel:
+    """``base`` with the conditioned encoder of ``gan`` and a pool of ``targets`` pseudo-identity codes.
+
+    Trained on synthetic faces ``x = D(z)`` with their landmarks: given its own code (``t = z``) the generator must
+    draw ``x`` again; given another's (``t = z'``), the face it draws must fit ``x``'s surroundings (the composite
+    ``m D(C(.)) + (1 - m) x`` has no seam) and keep ``x``'s layout at 8 x 8 (pose), and a discriminator must not tell
+    the composite from a real render.
+    """
+    from deidcli.detection import build_detector
+    from deidcli.generative.face_warp import face_mask, find_landmarks
+    from deidcli.generative.nets import Critic, TargetedEncoder
+
+    torch.manual_seed(seed)
+    g = torch.Generator().manual_seed(seed)
+    decoder = base.decoder
+    start = time.monotonic()
+    with torch.no_grad():
+        pool_z = synthetic.sample_codes(pool, g)
+        pool_x = torch.cat([decoder(pool_z[i : i + 256]) for i in range(0, pool, 256)])
+    pool_lm = find_landmarks(pool_x, build_detector("centerface"))
+    ok = torch.isfinite(pool_lm).all(2).all(1)
+    pool_z, pool_x, pool_lm = pool_z[ok], pool_x[ok], pool_lm[ok]
+    gen = TargetedEncoder(9)
+    critic = Critic()
+    opt_g = torch.optim.Adam(gen.parameters(), lr=lr, betas=(0.5, 0.999))
+    opt_d = torch.optim.Adam(critic.parameters(), lr=lr / 2, betas=(0.5, 0.999))
+    m = face_mask(synthetic.SIZE)
+    for step in range(steps):
+        i = torch.randint(len(pool_x), (batch,), generator=g)
+        x, z, lm = pool_x[i], pool_z[i], pool_lm[i]
+        other = pool_z[torch.randint(len(pool_x), (batch,), generator=g)]
+        planes = gan_planes(x, lm)
+        own = decoder(gen(planes, z))
+        z_swapped = gen(planes, other)
+        swapped = decoder(z_swapped)
+        composite = m * swapped + (1 - m) * x
+        # discriminator: renders are real, composites with another identity are not
+        d_loss = F.relu(1 - critic(x)).mean() + F.relu(1 + critic(composite.detach())).mean()
+        opt_d.zero_grad(set_to_none=True)
+        d_loss.backward()
+        opt_d.step()
+        rebuild = F.l1_loss(own, x)
+        context = F.l1_loss((1 - m) * swapped, (1 - m) * x) * 2
+        layout = F.l1_loss(face_layout(swapped), face_layout(x)) * 0.2
+        adversarial = F.softplus(-critic(composite)).mean() * 0.01
+        # codes stay where the decoder was trained (|z|^2 / 100 of N(0, I) is 1): off it, it draws noise
+        prior = (z_swapped.pow(2).mean(1) - 1).pow(2).mean() * 0.1
+        loss = rebuild + context + layout + adversarial + prior
+        opt_g.zero_grad(set_to_none=True)
+        loss.backward()
+        opt_g.step()
+        if on_step:
+            on_step(step + 1, steps, {"rebuild": rebuild.item(), "context": context.item(), "layout": layout.item(),
+                                      "adversarial": adversarial.item(), "critic": d_loss.item(),
+                                      "prior": prior.item()})
+    gen.eval().requires_grad_(False)
+    info = dict(base.info)
+    info.update({
+        "kind": "gan", "gan_steps": steps, "gan_batch": batch, "gan_seed": seed, "gan_targets": targets,
+        "gan_seconds": round(time.monotonic() - start, 1),
+        "gan_data": f"{len(pool_x)} synthetic faces from the DCGAN with CenterFace landmarks",
+    })
+    info["seconds"] = round(info.get("seconds", 0) + info["gan_seconds"], 1)
+    pool = synthetic.sample_codes(targets, torch.Generator().manual_seed(seed + 1))
+    return GenerativeModel("gan", decoder, base.encoder, base.mean_code, base.encoder_ap, gen, pool, info)

@@ -25,7 +25,7 @@ import torch
 from deidcli.generative import face_warp
 from deidcli.methods import naive
 
-BAND_BLUR = 8.0  # sigma at a 112 px region, for the hair and background around the new face
+BAND_BLUR = 24.0  # sigma at a 112 px region, for the hair and background around the new face
 MIN_SPREAD, MAX_SPREAD = 0.6, 1.5  # limits on the colour-spread match, so a flat face is not blown up
 
 
@@ -84,6 +84,11 @@ def autoencoder_ap_method(x, s, scale, g, color, inner, track, model, landmarks=
     return regenerate(x, inner, lambda faces: ap_faces(model, faces, _unit(s)), landmarks)
 
 
+REPLACE_POLICY = (
+    "one donor per track, chosen at first sight among the 8 donors of the nearest pose, seeded by --seed and the "
+    "track id (the same person gets the same donor in one run: a pseudonym within this output, unlinkable across "
+    "outputs made with other seeds); an untracked face draws its own"
+)
 DONOR_POOL = 256  # synthetic donors sampled once per run; the one with the nearest pose is chosen per track
 NEAREST_POSES = 8  # a track's donor is drawn from this many donors of the closest pose
 
@@ -93,6 +98,48 @@ def _pose(landmarks: torch.Tensor) -> torch.Tensor:
     not position or size."""
     c = landmarks - landmarks.mean(1, keepdim=True)
     return (c / c.norm(dim=(1, 2), keepdim=True).clamp_min(1e-6)).flatten(1)
+
+
+GAN_POLICY = (
+    "one target identity per track, t != id(x): drawn at first sight, seeded by --seed and the track id, among the "
+    "half of the model's pseudo-identities whose codes lie farthest from the face's own code; the same person is one "
+    "consistent other (synthetic) person along the video; an untracked face draws its own"
+)
+
+
+def gan_faces(model, faces: torch.Tensor, targets: torch.Tensor, beta: float = 1.0) -> torch.Tensor:
+    """``D((1 - beta) E(x) + beta C([L(x), (1 - m) x, m], t))`` of canonical faces ``(B, 3, 64, 64)`` for target
+    codes ``targets: (B, 100)``, with landmarks found on the faces (the decoder's own where none are found)."""
+    from deidcli.generative.synthetic import LANDMARKS
+    from deidcli.generative.training import gan_planes
+
+    lm = face_warp.find_landmarks(faces, model.detector).to(faces.device)
+    lm = torch.where(torch.isfinite(lm), lm, LANDMARKS.to(faces.device))
+    with torch.inference_mode():
+        z = model.targeted(gan_planes(faces, lm), targets)
+        if beta < 1:
+            z = (1 - beta) * model.encoder(faces) + beta * z
+        return model.decoder(z)
+
+
+def choose_targets(model, faces: torch.Tensor, g: torch.Generator | None, track) -> torch.Tensor:
+    """A target code ``(B, 100)`` per face: far from the face's own code, kept for the track."""
+    with torch.inference_mode():
+        own = model.encoder(faces)
+    d = torch.cdist(own, model.targets)
+    far = d.topk(max(1, len(model.targets) // 2), dim=1).indices  # the farther half
+    pick = torch.randint(far.shape[1], (len(faces),), generator=g) if g is not None else torch.zeros(len(faces), dtype=torch.long)
+    index = far[torch.arange(len(faces)), pick.to(far.device)]
+    if track is not None:
+        index[:] = model.track_target.setdefault(("target", track), int(index[0]))
+    return model.targets[index]
+
+
+def gan_method(x, s, scale, g, color, inner, track, model, landmarks=None):
+    def make(faces):
+        return gan_faces(model, faces, choose_targets(model, faces, g, track), _unit(s))
+
+    return regenerate(x, inner, make, landmarks)
 
 
 @dataclass

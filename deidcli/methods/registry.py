@@ -43,6 +43,7 @@ class Method:
     min_change: float = 1.0
     natural: bool = False  # the output still looks like a face (a person's, not a blur's): the --method help says so
     uses_landmarks: bool = False  # takes the detector's five landmarks, to align the face it makes
+    policy: str = ""  # how a target identity or donor is chosen, for the report (methods.md 4: record the policy)
     model: Any = None
     # The weakest strength measured to protect faces from dlib and FaceNet (PROTECTIVE_DEFAULTS, filled in at
     # import); None where it was not measured. `deid run` warns when a weaker one is asked for.
@@ -169,8 +170,14 @@ METHODS: dict[str, Method] = {
             False, generative_methods.autoencoder_ap_method, "generative", natural=True, uses_landmarks=True,
         ),
         Method(
+            "gan", 1.0, "how far the code moves from the face's own to the target identity's (0-1)", "higher", True,
+            generative_methods.gan_method, "generative", natural=True, uses_landmarks=True,
+            policy=generative_methods.GAN_POLICY,
+        ),
+        Method(
             "replace", 1.0, "opacity of the donor face (1 = the donor alone)", "higher", True,
             generative_methods.replace_method, "donors", natural=True, uses_landmarks=True,
+            policy=generative_methods.REPLACE_POLICY,
         ),
 
     )
