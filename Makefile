@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.deid-installed
 
-.PHONY: install demo test test-quick bench recall evaluate sample basis corpus clean
+.PHONY: install demo test test-quick bench recall evaluate defaults sample basis corpus clean
 
 # Reinstalls only when the dependencies change; a second `make` costs nothing.
 $(STAMP): pyproject.toml Makefile
@@ -41,6 +41,11 @@ bench: install
 # Every method's privacy against quality on the shared identities (about 20 min on 2 cores): out/evaluation/
 evaluate: install
 	$(BIN)/deid evaluate --identities ../shared/data/identities -o out/evaluation
+
+# Each method's protective default, tuned on half the shared identities and confirmed on the other half (slow):
+# rewrites deidcli/methods/data/protective_defaults.json; copy changed defaults into methods/registry.py.
+defaults: install
+	$(BIN)/python scripts/measure_defaults.py --identities ../shared/data/identities
 
 recall: install
 	$(BIN)/python bench/detector_recall.py
