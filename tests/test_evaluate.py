@@ -266,3 +266,8 @@ def test_report_shows_measured_chance_and_the_weakest_strength_that_protects(tmp
     page = files["html"].read_text()
     assert "Weakest strength that protects" in page and "ends once 2 settings in a row protect" in page
     assert json.loads(files["json"].read_text())["identity_gone"]["protects"]["methods"]["blur"]["strength"] == 8
+
+
+def test_evaluate_rejects_an_unknown_split(tmp_path):
+    r = run_deid("evaluate", "--identities", str(tmp_path), "-m", "blur", "--split", "test", "-o", str(tmp_path / "o"))
+    assert r.returncode == 2 and "split must be one of tune, confirm, all" in r.stderr

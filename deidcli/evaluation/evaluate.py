@@ -109,7 +109,7 @@ class Evaluation:
     settings: list[Setting]
     examples: dict[tuple[str, float], list[np.ndarray]] = field(default_factory=dict, repr=False)
     split: str = "all"  # the people measured: all, or the tune / confirm half (deidcli.evaluation.split)
-    full_sweep: bool = True  # False: each sweep ended STOP_AFTER settings after it first protected
+    full_sweep: bool = True  # False: a sweep ended once STOP_AFTER settings in a row protected
 
     def crossing(self, method: str, recognizer: str = "dlib", key: str = "rank1", below: float = PRIVATE_RANK1
                  ) -> dict | None:
