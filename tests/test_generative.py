@@ -246,3 +246,36 @@ def test_the_report_records_the_target_policy():
     summary = method_summary(DeidConfig(method="gan"))["face"]
     assert "one target identity per track" in summary["policy"] and summary["natural_face"]
     assert summary["model"].endswith("gan.pt")
+
+
+def test_deid_train_then_run_with_the_model(tmp_path):
+    from PIL import Image
+
+    from conftest import run_cli
+
+    model = tmp_path / "ae.pt"
+    r = run_cli("train", "autoencoder", "--steps", "2", "-o", str(model), "-q")
+    assert r.returncode == 0, r.stderr
+    assert model.is_file() and "non-commercial" in r.stdout
+    again = run_cli("train", "autoencoder", "--steps", "2", "-o", str(model), "-q")
+    assert again.returncode == 2 and "--overwrite" in again.stderr
+    img, _ = _photo_with_face(200)
+    Image.fromarray(img).save(tmp_path / "face.png")
+    out = tmp_path / "anon.png"
+    r = run_cli("run", str(tmp_path / "face.png"), "-o", str(out), "--method", "autoencoder", "--model", str(model),
+                "-q", "--report", str(tmp_path / "r.json"))
+    assert r.returncode == 0, r.stderr
+    assert np.abs(np.asarray(Image.open(out), dtype=int) - img).max() > 30
+
+
+def test_a_missing_model_is_exit_code_9_with_one_line(tmp_path):
+    from PIL import Image
+
+    from conftest import run_cli
+
+    img, _ = _photo_with_face(200)
+    Image.fromarray(img).save(tmp_path / "face.png")
+    r = run_cli("run", str(tmp_path / "face.png"), "-o", str(tmp_path / "o.png"), "--method", "gan", "--model",
+                str(tmp_path / "none.pt"), "-q")
+    assert r.returncode == 9
+    assert len(r.stderr.strip().splitlines()) == 1 and "no such file" in r.stderr
