@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.deid-installed
 
-.PHONY: install demo test test-quick bench recall evaluate defaults sample basis corpus clean
+.PHONY: install demo test test-quick bench recall evaluate defaults models sample basis corpus clean
 
 # Reinstalls only when the dependencies change; a second `make` costs nothing.
 $(STAMP): pyproject.toml Makefile
@@ -46,6 +46,12 @@ evaluate: install
 # rewrites deidcli/methods/data/protective_defaults.json; copy changed defaults into methods/registry.py.
 defaults: install
 	$(BIN)/python scripts/measure_defaults.py --identities ../shared/data/identities
+
+# The generative methods' default models, into the cache (~/.cache/deid/models, or $DEID_CACHE): synthetic data only
+models: install
+	$(BIN)/deid train autoencoder --overwrite --quiet
+	$(BIN)/deid train autoencoder-ap --overwrite --quiet
+	$(BIN)/deid train gan --overwrite --quiet
 
 recall: install
 	$(BIN)/python bench/detector_recall.py
