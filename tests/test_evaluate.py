@@ -233,7 +233,8 @@ def test_sweep_ends_two_settings_after_it_first_protects(monkeypatch):
     plan = {1: kept, 2: gone, 3: kept, 4: gone, 5: gone, 6: gone, 7: gone}
     monkeypatch.setattr(ev, "_load", lambda folder, det, split: ([], []))
     monkeypatch.setattr(ev, "_embed_all", lambda recs, embed: {})
-    monkeypatch.setattr(ev, "_baseline", lambda *a: {r: {"threshold": 0.5, "chance_rank1": 0.1} for r in ("dlib", "facenet")})
+    baseline = {r: {"threshold": 0.5, "chance_rank1": 0.1} for r in ("dlib", "facenet")}
+    monkeypatch.setattr(ev, "_baseline", lambda *a: baseline)
     monkeypatch.setattr(ev, "get_method", lambda *a: None)
     monkeypatch.setattr(ev, "_one_setting", lambda photos, ids, m, s, *a: _setting(s, dlib=plan[s], facenet=plan[s]))
     steps = []

@@ -11,7 +11,14 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from deidcli.evaluation.evaluate import PRIVATE_RANK1, PROTECT_RECOGNIZERS, PROTECT_RULE, STOP_AFTER, Evaluation, protects
+from deidcli.evaluation.evaluate import (
+    PRIVATE_RANK1,
+    PROTECT_RECOGNIZERS,
+    PROTECT_RULE,
+    STOP_AFTER,
+    Evaluation,
+    protects,
+)
 
 CSV_FIELDS = ["method", "strength", "recognizer", "rank1", "rank5", "rank1_open", "tar", "chance_rank1",
               "chance_rank1_open", "protects", "detected", "psnr_face", "ssim_face", "psnr_image", "ssim_image",
