@@ -279,3 +279,11 @@ def test_a_missing_model_is_exit_code_9_with_one_line(tmp_path):
                 str(tmp_path / "none.pt"), "-q")
     assert r.returncode == 9
     assert len(r.stderr.strip().splitlines()) == 1 and "no such file" in r.stderr
+
+
+def test_gan_is_deterministic_for_a_seed(tiny_gan):
+    method = get_method("gan", model=tiny_gan)
+    crops = torch.nn.functional.interpolate(faces(3), size=(96, 96), mode="bilinear")
+    a = method(crops, generator=torch.Generator().manual_seed(7))
+    b = method(crops, generator=torch.Generator().manual_seed(7))
+    assert torch.equal(a, b)

@@ -35,7 +35,8 @@ def test_shape_dtype_device_range(name, device, dtype):
     assert not torch.equal(y, x), "default strength must change the crop"
 
 
-@pytest.mark.parametrize("name", [n for n, m in METHODS.items() if m.random])
+# gan needs a trained model: its determinism is tested on a small one in test_generative.py
+@pytest.mark.parametrize("name", [n for n, m in METHODS.items() if m.random and m.needs != "generative"])
 def test_seeded_determinism(name, device, dtype):
     x = faces(device, dtype)
     m = get_method(name)
