@@ -8,8 +8,7 @@ passes on both halves is taken. A method where none passes gets no default (null
 
     python scripts/measure_defaults.py [--identities ../shared/data/identities] [--methods frost,blur] [-o FILE]
 
-Each half is swept in full (no early stop) so the choice can move to a stronger strength: 11 minutes on 2 cores
-shared with other jobs. The registry's default_strength values are set by hand from the file (tests check they agree).
+Each half is swept in full (no early stop) so the choice can move to a stronger strength: 9 minutes on 2 cores. The registry's default_strength values are set by hand from the file (tests check they agree).
 """
 
 from __future__ import annotations
