@@ -624,19 +624,26 @@ def _train(kind: str, faces: Optional[Path], output: Optional[Path], steps: Opti
                f"data licence: {info['licence']}")
 
 
-_FACES_HELP = ("Folder of face photos to add to the synthetic faces (their licence is yours to check); "
-               "default: synthetic faces only.")
-_MODEL_OUT_HELP = "Where to write the model (.pt); default: the cache that --method uses without --model."
+# The options every `deid train` command shares.
+_TrainFaces = Annotated[Optional[Path], typer.Option(
+    "--faces", help="Folder of face photos to add to the synthetic faces (their licence is yours to check); "
+    "default: synthetic faces only.")]
+_TrainOutput = Annotated[Optional[Path], typer.Option(
+    "-o", "--output", help="Where to write the model (.pt); default: the cache that --method uses without --model.")]
+_TrainSteps = Annotated[Optional[int], typer.Option(help="Training steps (default: the default model's).")]
+_TrainSeed = Annotated[int, typer.Option(help="Seed: the same seed gives the same model.")]
+_TrainOverwrite = Annotated[bool, typer.Option("--overwrite", help="Replace an existing model file.")]
+_TrainQuiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")]
 
 
 @train_app.command("autoencoder")
 def train_autoencoder_cmd(
-    faces: Annotated[Optional[Path], typer.Option("--faces", help=_FACES_HELP)] = None,
-    output: Annotated[Optional[Path], typer.Option("-o", "--output", help=_MODEL_OUT_HELP)] = None,
-    steps: Annotated[Optional[int], typer.Option(help="Training steps (default: the default model's).")] = None,
-    seed: Annotated[int, typer.Option(help="Seed: the same seed gives the same model.")] = 0,
-    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing model file.")] = False,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+    faces: _TrainFaces = None,
+    output: _TrainOutput = None,
+    steps: _TrainSteps = None,
+    seed: _TrainSeed = 0,
+    overwrite: _TrainOverwrite = False,
+    quiet: _TrainQuiet = False,
 ) -> None:
     """Train the encoder of --method autoencoder for the DCGAN face decoder (methods.md 2.4).
 
@@ -648,12 +655,12 @@ def train_autoencoder_cmd(
 
 @train_app.command("autoencoder-ap")
 def train_autoencoder_ap_cmd(
-    faces: Annotated[Optional[Path], typer.Option("--faces", help=_FACES_HELP)] = None,
-    output: Annotated[Optional[Path], typer.Option("-o", "--output", help=_MODEL_OUT_HELP)] = None,
-    steps: Annotated[Optional[int], typer.Option(help="Fine-tuning steps (default: the default model's).")] = None,
-    seed: Annotated[int, typer.Option(help="Seed: the same seed gives the same model.")] = 0,
-    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing model file.")] = False,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+    faces: _TrainFaces = None,
+    output: _TrainOutput = None,
+    steps: _TrainSteps = None,
+    seed: _TrainSeed = 0,
+    overwrite: _TrainOverwrite = False,
+    quiet: _TrainQuiet = False,
 ) -> None:
     """Fine-tune the autoencoder's encoder for --method autoencoder-ap (Nousi et al., methods.md 3).
 
@@ -666,11 +673,11 @@ def train_autoencoder_ap_cmd(
 
 @train_app.command("gan")
 def train_gan_cmd(
-    output: Annotated[Optional[Path], typer.Option("-o", "--output", help=_MODEL_OUT_HELP)] = None,
-    steps: Annotated[Optional[int], typer.Option(help="Training steps (default: the default model's).")] = None,
-    seed: Annotated[int, typer.Option(help="Seed: the same seed gives the same model.")] = 0,
-    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing model file.")] = False,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+    output: _TrainOutput = None,
+    steps: _TrainSteps = None,
+    seed: _TrainSeed = 0,
+    overwrite: _TrainOverwrite = False,
+    quiet: _TrainQuiet = False,
 ) -> None:
     """Train the conditioned generator of --method gan: x_p = m D(C([L(x), (1 - m) x], t)) + (1 - m) x (methods.md 4).
 

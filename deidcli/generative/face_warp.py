@@ -147,3 +147,22 @@ def find_landmarks(faces: torch.Tensor, detector) -> torch.Tensor:
             j = int(np.argmax((found.xyxy[:, 2] - found.xyxy[:, 0]) * (found.xyxy[:, 3] - found.xyxy[:, 1])))
             out[i] = torch.from_numpy((found.landmarks[j] - pad) / (4 * size))
     return out
+
+
+def to_square_points(points: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    """Crop pixel points ``(B, K, 2)`` in the canonical square's ``[0, 1]`` coordinates of transforms ``t``."""
+    return (points.to(t) - t[:, None, :, 2]) @ torch.linalg.inv(t[:, :, :2]).transpose(1, 2)
+
+
+def square_landmarks(faces: torch.Tensor, detector, given: torch.Tensor | None = None) -> torch.Tensor:
+    """The five landmarks of each canonical face ``(B, 3, S, S)`` in ``[0, 1]``: ``given`` (the frame detector's,
+    already in the square) where they lie inside it, else found by ``detector`` on the face, else where the decoder
+    draws them. ``(B, 5, 2)``; the detector runs only on faces without usable landmarks."""
+    lm = torch.full((len(faces), 5, 2), float("nan"), device=faces.device)
+    if given is not None:
+        inside = ((given >= 0) & (given <= 1)).all(2).all(1) & torch.isfinite(given).all(2).all(1)
+        lm[inside] = given[inside].to(lm)
+    missing = ~torch.isfinite(lm).all(2).all(1)
+    if missing.any():
+        lm[missing] = find_landmarks(faces[missing], detector).to(lm)
+    return torch.where(torch.isfinite(lm), lm, LANDMARKS.to(lm))

@@ -66,11 +66,10 @@ class GenerativeModel:
             "targeted_channels": None if self.targeted is None else self.targeted.pose.features[0].in_channels,
             "targets": None if self.targets is None else self.targets.cpu(),
         }
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")  # a killed run leaves no half model
-        torch.save(state, tmp)
-        tmp.replace(path)
+        from deidcli.outputs import atomic_output
+
+        with atomic_output(Path(path), overwrite=True) as tmp:  # a killed run leaves no half model
+            torch.save(state, tmp)
 
     @classmethod
     def load(cls, path: Path | None, kind: str, device: torch.device | str = "cpu") -> "GenerativeModel":

@@ -182,6 +182,14 @@ def train_attribute_preserving(base: GenerativeModel, steps: int = 300, batch: i
 DEFAULT_STEPS = {"autoencoder": 1000, "autoencoder-ap": 300, "gan": 1200}
 
 
+def _base(seed: int) -> GenerativeModel:
+    """The autoencoder the other kinds start from: the cached default if there is one, else trained first."""
+    from deidcli.generative.model import default_model_path
+
+    path = default_model_path("autoencoder")
+    return GenerativeModel.load(path, "autoencoder") if path.is_file() else train_autoencoder(seed=seed)
+
+
 def train(kind: str, faces: torch.Tensor | None = None, steps: int | None = None, seed: int = 0,
           on_step: OnStep | None = None) -> GenerativeModel:
     """Train the model of ``kind`` (see :data:`DEFAULT_STEPS`) with its default settings."""
@@ -189,18 +197,9 @@ def train(kind: str, faces: torch.Tensor | None = None, steps: int | None = None
     if kind == "autoencoder":
         return train_autoencoder(steps, seed=seed, faces=faces, on_step=on_step)
     if kind == "autoencoder-ap":
-        # the base encoder: the cached default autoencoder if there is one, else trained first
-        from deidcli.generative.model import default_model_path
-
-        path = default_model_path("autoencoder")
-        base = GenerativeModel.load(path, "autoencoder") if path.is_file() else train_autoencoder(seed=seed)
-        return train_attribute_preserving(base, steps, seed=seed, faces=faces, on_step=on_step)
+        return train_attribute_preserving(_base(seed), steps, seed=seed, faces=faces, on_step=on_step)
     if kind == "gan":
-        from deidcli.generative.model import default_model_path
-
-        path = default_model_path("autoencoder")
-        base = GenerativeModel.load(path, "autoencoder") if path.is_file() else train_autoencoder(seed=seed)
-        return train_gan(base, steps, seed=seed, on_step=on_step)
+        return train_gan(_base(seed), steps, seed=seed, on_step=on_step)
     raise ValueError(f"unknown model kind {kind!r}")
 
 

@@ -40,19 +40,23 @@ def match_colours(new: torch.Tensor, old: torch.Tensor, mask: torch.Tensor) -> t
     return ((new - mn) * ratio + mo).clamp(0, 1)
 
 
-def regenerate(crops: torch.Tensor, inner: float, make: Callable[[torch.Tensor], torch.Tensor],
+def regenerate(crops: torch.Tensor, inner: float, make: Callable[[torch.Tensor, torch.Tensor | None], torch.Tensor],
                landmarks: torch.Tensor | None = None, band_blur: float = BAND_BLUR) -> torch.Tensor:
-    """Apply ``make(faces (B, 3, 64, 64)) -> (B, 3, 64, 64)`` to the face of every region crop ``(B, 3, H, W)``.
+    """Apply ``make(faces (B, 3, 64, 64), square_landmarks) -> (B, 3, 64, 64)`` to the face of every region crop
+    ``(B, 3, H, W)``.
 
     ``inner`` is the share of the crop the detector's box takes; ``landmarks: (B, 5, 2)`` in crop pixels, when the
-    detector gave them. Returns the crops with the face replaced and the band around it blurred, in ``[0, 1]``.
+    detector gave them; ``make`` gets them in the square's ``[0, 1]`` (or ``None``), so methods that need
+    landmarks do not look for them again. Returns the crops with the face replaced and the band around it blurred,
+    in ``[0, 1]``.
     """
     b, _, h, w = crops.shape
     x = crops.float()
     t = face_warp.crop_transforms(h, w, inner, b, landmarks, x.device)
     faces = face_warp.to_canonical(x, t)
+    given = None if landmarks is None else face_warp.to_square_points(landmarks, t)
     mask = face_warp.face_mask(faces.shape[-1], x.device)
-    new = match_colours(make(faces).float(), faces, mask)
+    new = match_colours(make(faces, given).float(), faces, mask)
     back = face_warp.from_canonical(torch.cat([new, mask.expand(b, 1, -1, -1)], 1), t, h, w)
     m = back[:, 3:].clamp(0, 1)
     band = naive.fast_gaussian_blur(x, band_blur * h / 112)
@@ -77,11 +81,11 @@ def ap_faces(model, faces: torch.Tensor, beta: float) -> torch.Tensor:
 
 
 def autoencoder_method(x, s, scale, g, color, inner, track, model, landmarks=None):
-    return regenerate(x, inner, lambda faces: autoencoder_faces(model, faces, _unit(s)), landmarks)
+    return regenerate(x, inner, lambda faces, _: autoencoder_faces(model, faces, _unit(s)), landmarks)
 
 
 def autoencoder_ap_method(x, s, scale, g, color, inner, track, model, landmarks=None):
-    return regenerate(x, inner, lambda faces: ap_faces(model, faces, _unit(s)), landmarks)
+    return regenerate(x, inner, lambda faces, _: ap_faces(model, faces, _unit(s)), landmarks)
 
 
 REPLACE_POLICY = (
@@ -107,14 +111,14 @@ GAN_POLICY = (
 )
 
 
-def gan_faces(model, faces: torch.Tensor, targets: torch.Tensor, beta: float = 1.0) -> torch.Tensor:
+def gan_faces(model, faces: torch.Tensor, targets: torch.Tensor, beta: float = 1.0,
+              landmarks: torch.Tensor | None = None) -> torch.Tensor:
     """``D((1 - beta) E(x) + beta C([L(x), (1 - m) x, m], t))`` of canonical faces ``(B, 3, 64, 64)`` for target
-    codes ``targets: (B, 100)``, with landmarks found on the faces (the decoder's own where none are found)."""
-    from deidcli.generative.synthetic import LANDMARKS
+    codes ``targets: (B, 100)``; ``L(x)`` from ``landmarks`` in the square where given
+    (:func:`~deidcli.generative.face_warp.square_landmarks`)."""
     from deidcli.generative.training import gan_planes
 
-    lm = face_warp.find_landmarks(faces, model.detector).to(faces.device)
-    lm = torch.where(torch.isfinite(lm), lm, LANDMARKS.to(faces.device))
+    lm = face_warp.square_landmarks(faces, model.detector, landmarks)
     with torch.inference_mode():
         z = model.targeted(gan_planes(faces, lm), targets)
         if beta < 1:
@@ -124,6 +128,8 @@ def gan_faces(model, faces: torch.Tensor, targets: torch.Tensor, beta: float = 1
 
 def choose_targets(model, faces: torch.Tensor, g: torch.Generator | None, track) -> torch.Tensor:
     """A target code ``(B, 100)`` per face: far from the face's own code, kept for the track."""
+    if track is not None and ("target", track) in model.track_target:  # chosen at first sight: nothing to encode
+        return model.targets[model.track_target[("target", track)]].expand(len(faces), -1)
     with torch.inference_mode():
         own = model.encoder(faces)
     d = torch.cdist(own, model.targets)
@@ -136,8 +142,8 @@ def choose_targets(model, faces: torch.Tensor, g: torch.Generator | None, track)
 
 
 def gan_method(x, s, scale, g, color, inner, track, model, landmarks=None):
-    def make(faces):
-        return gan_faces(model, faces, choose_targets(model, faces, g, track), _unit(s))
+    def make(faces, lm):
+        return gan_faces(model, faces, choose_targets(model, faces, g, track), _unit(s), lm)
 
     return regenerate(x, inner, make, landmarks)
 
@@ -156,7 +162,6 @@ class DonorBank:
     @classmethod
     def load(cls, folder: Path | None, device: torch.device | str = "cpu") -> "DonorBank":
         from deidcli.detection import build_detector
-        from deidcli.generative.synthetic import LANDMARKS
 
         detector = build_detector("centerface")
         if folder is None:
@@ -170,9 +175,7 @@ class DonorBank:
 
             faces = real_faces(Path(folder), detector)
             source = f"{len(faces)} donor faces from {folder}"
-        lm = face_warp.find_landmarks(faces, detector)
-        found = torch.isfinite(lm).all(2).all(1)
-        lm[~found] = LANDMARKS  # no landmarks found: assume the framing's own
+        lm = face_warp.square_landmarks(faces, detector)
         return cls(faces.to(device), lm.to(device), source, detector)
 
     def choose(self, targets: torch.Tensor, g: torch.Generator | None) -> torch.Tensor:
@@ -191,13 +194,10 @@ class DonorBank:
 
 
 def replace_method(x, s, scale, g, color, inner, track, model: DonorBank, landmarks=None):
-    from deidcli.generative.synthetic import LANDMARKS
-
     opacity = _unit(s)
 
-    def make(faces):
-        targets = face_warp.find_landmarks(faces, model.detector).to(faces.device)
-        targets = torch.where(torch.isfinite(targets), targets, LANDMARKS.to(faces.device))
+    def make(faces, lm):
+        targets = face_warp.square_landmarks(faces, model.detector, lm)
         index = model.choose(targets, g)
         if track is not None:  # first sight decides: the person keeps one donor for the whole track
             index[:] = model.track_target.setdefault(("donor", track), int(index[0]))
