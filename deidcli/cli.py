@@ -98,7 +98,9 @@ def run(
         Optional[float], typer.Option(help="dlib distance under which a face is a consented person (0.45; max 0.6).")
     ] = None,
     mask_shape: Annotated[Optional[str], typer.Option(help="ellipse or box.")] = None,
-    mask_scale: Annotated[Optional[float], typer.Option(help="Grow each face box by this factor (default 1.3).")] = None,
+    mask_scale: Annotated[Optional[float], typer.Option(
+        help="Grow each face box by this factor (2.0: the head; hair and ears left in view still identify people).")
+    ] = None,
     color: Annotated[Optional[str], typer.Option(help="Fill colour for solid: black, white, grey or R,G,B.")] = None,
     detector: Annotated[Optional[str], typer.Option(help="centerface (default) or mtcnn.")] = None,
     threshold: Annotated[
@@ -233,6 +235,11 @@ def _warn_weak_strength(cfg) -> None:
     name = per_target(cfg.method, targets, str, "method")["face"] or DeidConfig.method
     strength = per_target(cfg.strength, targets, float, "strength")["face"]
     method = METHODS[name]
+    if method.never_protective:
+        good = ", ".join(m.name for m in METHODS.values() if m.protective_strength is not None)
+        typer.echo(f"deid: warning: no strength of {name} was measured to keep faces from dlib and FaceNet "
+                   f"(deidcli/methods/data/{PROTECTIVE_DEFAULTS.name}); these were: {good}", err=True)
+        return
     if strength is None or not method.weaker_than_protective(strength):
         return
     typer.echo(f"deid: warning: {name} strength {strength:g} is weaker than {method.protective_strength:g}, the "

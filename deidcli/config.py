@@ -37,7 +37,9 @@ class DeidConfig:
     consented: str | None = None  # folder of photos of people who consented: their faces stay visible
     consent_distance: float = 0.45  # dlib distance under which a face is that person (dlib's own is 0.6)
     mask_shape: str = "ellipse"
-    mask_scale: float = 1.3
+    # 2.0 covers the head: in a 1.3 ellipse a recognizer still names people from hair and ears (README,
+    # Protective defaults)
+    mask_scale: float = 2.0
     color: tuple[float, float, float] = (0.0, 0.0, 0.0)
     seed: int = 0
     device: str = "auto"

@@ -1,14 +1,16 @@
 """Measure each method's protective default and write deidcli/methods/data/protective_defaults.json (`make defaults`).
 
 For every method of deid evaluate's sweeps: on the *tune* half of the people (deidcli.evaluation.split), the weakest
-strength of its sweep that protects by deid evaluate's rule (closed-set rank-1 no better than that setting's
-measured chance and open-set rank-1 below 5%, for dlib and FaceNet alike); then the same strength on the held-out
-*confirm* half, whose people were never seen while tuning. Where it fails there, the next stronger strength that
-passes on both halves is taken. A method where none passes gets no default (null) and a note.
+strength of its sweep that protects by deid evaluate's rule (closed-set rank-1 not significantly above that
+setting's measured chance and open-set rank-1 below 5%, for dlib and FaceNet alike); then the same strength on the
+held-out *confirm* half, whose people were never seen while tuning. The default is the weakest strength that
+passes on both halves as every stronger one of the sweep does. A method where none passes gets no default (null)
+and a note.
 
     python scripts/measure_defaults.py [--identities ../shared/data/identities] [--methods frost,blur] [-o FILE]
 
-Each half is swept in full (no early stop) so the choice can move to a stronger strength: 9 minutes on 2 cores. The registry's default_strength values are set by hand from the file (tests check they agree).
+Each half is swept in full (no early stop) so the choice can move to a stronger strength: 12 minutes on 2
+cores. The registry's default_strength values are set by hand from the file (tests check they agree).
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from deidcli.evaluation.evaluate import (
     SWEEPS,
     Evaluation,
     Setting,
+    chance_p_value,
     evaluate,
     protect_summary,
     protects,
@@ -46,20 +49,22 @@ ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_IDENTITIES = ROOT.parent / "shared" / "data" / "identities"
 
 
-COLUMNS = ["strength", "protects", "detected", "psnr_face", "dlib rank1", "dlib chance_rank1", "dlib rank1_open",
-           "facenet rank1", "facenet chance_rank1", "facenet rank1_open"]
+FIGURES = ("rank1", "chance_rank1", "p_chance", "rank1_open")
+COLUMNS = ["strength", "protects", "detected", "psnr_face",
+           *(f"{r} {k}" for r in PROTECT_RECOGNIZERS for k in FIGURES)]
 
 
 def choose(sweep: list[float], tune: Evaluation, confirm: Evaluation, method: str) -> dict:
     """The measured default of ``method``: the first strength of ``sweep`` (weak to strong) that protects on the
-    tune half and on the confirm half, with both halves' figures there, and each half's figures at every strength
-    (one row of :data:`COLUMNS` per strength)."""
+    tune half and on the confirm half, *and every stronger one of the sweep too* (a weak strength that passes by
+    the luck of a few faces while a stronger one fails is not a default), with both halves' figures there, and
+    each half's figures at every strength (one row of :data:`COLUMNS` per strength)."""
     on_tune = {s.strength: s for s in tune.settings if s.method == method}
     on_confirm = {s.strength: s for s in confirm.settings if s.method == method}
     weakest_tune = next((x for x in sweep if x in on_tune and protects(on_tune[x])), None)
     entry: dict = {"default": None, "stronger_is": METHODS[method].stronger_is, "weakest_on_tune": weakest_tune}
-    both = next((x for x in sweep if x in on_tune and x in on_confirm and protects(on_tune[x])
-                 and protects(on_confirm[x])), None)
+    passes = [x in on_tune and x in on_confirm and protects(on_tune[x]) and protects(on_confirm[x]) for x in sweep]
+    both = next((x for i, x in enumerate(sweep) if all(passes[i:])), None)
     if both is not None:
         entry.update(default=both, tune=protect_summary(on_tune[both]), confirm=protect_summary(on_confirm[both]))
         if both != weakest_tune:
@@ -74,7 +79,11 @@ def choose(sweep: list[float], tune: Evaluation, confirm: Evaluation, method: st
 
 def _row(s: Setting) -> list:
     """One setting as a row of :data:`COLUMNS`, rates rounded to 4 decimals."""
-    figs = [round(s.recognizers[r][k], 4) for r in PROTECT_RECOGNIZERS for k in ("rank1", "chance_rank1", "rank1_open")]
+    figs = []
+    for r in PROTECT_RECOGNIZERS:
+        f = s.recognizers[r]
+        p = chance_p_value(f["rank1"], f["chance_rank1"], f["probes"])
+        figs += [round(f["rank1"], 4), round(f["chance_rank1"], 4), round(p, 4), round(f["rank1_open"], 4)]
     psnr = round(s.psnr_face, 2) if math.isfinite(s.psnr_face) else None
     return [s.strength, protects(s), round(s.detected, 4), psnr, *figs]
 
@@ -89,6 +98,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--identities", type=Path, default=DEFAULT_IDENTITIES)
     parser.add_argument("--methods", default=",".join(SWEEPS), help="comma list (default: every method in SWEEPS)")
+    parser.add_argument("--mask-scale", type=float, default=DeidConfig.mask_scale,
+                        help="the region deid run covers, times the detector's box (default: deid run's)")
     parser.add_argument("-o", "--output", type=Path, default=PROTECTIVE_DEFAULTS)
     args = parser.parse_args(argv)
     torch.set_num_threads(1)  # as deid evaluate: small batched work, cores shared
@@ -98,19 +109,21 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.perf_counter()
     halves = {}
     for split in ("tune", "confirm"):
-        halves[split] = evaluate(args.identities, detector, recognizers, methods, mask_scale=DeidConfig.mask_scale,
+        halves[split] = evaluate(args.identities, detector, recognizers, methods, mask_scale=args.mask_scale,
                                  split=split, full_sweep=True,
                                  on_step=lambda label, n, split=split: print(f"{split} {label}", file=sys.stderr))
     people = split_identities(i for i, _ in photo_files(args.identities))
     folder = os.path.relpath(args.identities, ROOT)
     record = {  # the command names what the figures depend on (not where they were written)
         "command": f"python scripts/measure_defaults.py --identities {folder}"
-                   + ("" if methods == list(SWEEPS) else f" --methods {','.join(methods)}"),
+                   + ("" if methods == list(SWEEPS) else f" --methods {','.join(methods)}")
+                   + ("" if args.mask_scale == DeidConfig.mask_scale else f" --mask-scale {args.mask_scale:g}"),
         "identities": folder,
         "rule": PROTECT_RULE,
-        "region": f"deid run's: an {DeidConfig.mask_shape} {DeidConfig.mask_scale:g} times the detector's box; the "
+        "region": f"deid run's: an {DeidConfig.mask_shape} {args.mask_scale:g} times the detector's box; the "
                   "recognizers cut their own crop around the original box",
-        "choice": "the weakest strength of the sweep that protects the tune half and then the confirm half",
+        "choice": "the weakest strength of the sweep that protects the tune half and the confirm half, as every "
+                  "stronger strength of the sweep does",
         "columns": COLUMNS,
         "halves": {h: {"people": sorted(p for p, half in people.items() if half == h), "photos": halves[h].photos,
                        "chance_1_in_people": halves[h].baseline["dlib"]["chance_rank1"]} for h in halves},

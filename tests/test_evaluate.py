@@ -224,6 +224,24 @@ def test_protects_needs_both_recognizers_at_chance_and_open_set_below_5pct():
     assert not protects(_setting(8, dlib=at_chance))  # FaceNet not measured: it cannot vouch
 
 
+def test_rank1_above_chance_only_when_a_guesser_rarely_scores_as_high():
+    from scipy.stats import binom
+
+    from deidcli.evaluation.evaluate import CHANCE_ALPHA, at_chance, chance_p_value
+
+    # 7 hits of 33 at 10.9% chance (solid at a 1.3 region): a guesser does that often enough to be chance
+    p = chance_p_value(7 / 33, 0.109, 33)
+    assert p == pytest.approx(1 - binom.cdf(6, 33, 0.109)) and p > CHANCE_ALPHA
+    assert at_chance({"rank1": 7 / 33, "chance_rank1": 0.109, "probes": 33})
+    # 16 of 33 at 7.5% (frost 4): far beyond any guesser
+    assert chance_p_value(16 / 33, 0.075, 33) < 1e-6
+    assert not at_chance({"rank1": 16 / 33, "chance_rank1": 0.075, "probes": 33})
+    assert chance_p_value(0.0, 0.2, 30) == 1.0
+    # more probes, the same rates: the test gets sharper
+    assert chance_p_value(0.2, 0.12, 300) < CHANCE_ALPHA < chance_p_value(0.2, 0.12, 30)
+    assert not at_chance({"rank1": 0.13, "chance_rank1": 0.12})  # no probe count: the plain comparison
+
+
 def test_sweep_ends_two_settings_after_it_first_protects(monkeypatch):
     from deidcli.evaluation import evaluate as ev
 

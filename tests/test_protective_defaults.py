@@ -12,7 +12,7 @@ from PIL import Image
 
 from conftest import run_cli, shared
 from deidcli.methods import METHODS
-from deidcli.methods.registry import PROTECTIVE_DEFAULTS, load_protective_strengths
+from deidcli.methods.registry import PROTECTIVE_DEFAULTS, load_never_protective, load_protective_strengths
 
 
 def _measured() -> dict[str, dict]:
@@ -21,12 +21,15 @@ def _measured() -> dict[str, dict]:
 
 
 def test_registry_defaults_are_the_measured_ones():
+    from deidcli.evaluation.evaluate import at_chance
+
     measured = _measured()
     assert measured, f"{PROTECTIVE_DEFAULTS} lists no method of the registry"
     for name, entry in measured.items():
-        if entry["default"] is None:  # nothing in its sweep protected both halves: no claim, no warning
-            assert METHODS[name].protective_strength is None
+        if entry["default"] is None:  # nothing in its sweep protected both halves: no claim, a warning at any strength
+            assert METHODS[name].protective_strength is None and METHODS[name].never_protective
             continue
+        assert not METHODS[name].never_protective
         assert METHODS[name].default_strength == entry["default"], name
         assert METHODS[name].protective_strength == entry["default"], name
         for half in ("tune", "confirm"):
@@ -34,7 +37,7 @@ def test_registry_defaults_are_the_measured_ones():
             assert figures["strength"] == entry["default"]
             for rec in ("dlib", "facenet"):
                 fig = figures[rec]
-                assert fig["rank1"] <= fig["chance_rank1"] + 1e-9 and fig["rank1_open"] < 0.05
+                assert at_chance(fig) and fig["rank1_open"] < 0.05
 
 
 @pytest.mark.slow
@@ -69,6 +72,7 @@ def test_measured_strengths_are_read_from_the_file(tmp_path):
     path = tmp_path / "defaults.json"
     path.write_text(json.dumps({"methods": {"blur": {"default": 12}, "svd": {"default": None}, "gan": {}}}))
     assert load_protective_strengths(path) == {"blur": 12.0}
+    assert load_never_protective(path) == {"svd"}
     assert load_protective_strengths(tmp_path / "missing.json") == {}
     path.write_text("{not json")
     assert load_protective_strengths(path) == {}
@@ -134,3 +138,16 @@ def test_no_warning_at_or_above_the_measured_strength(tmp_path, measured_method)
     r = run_cli("run", tmp_path / "in" / "street.png", "-o", tmp_path / "body.png", "--overwrite", "--method",
                 f"face={name},plate=solid", "--strength", f"plate={_weaker(name):g}", "-q")
     assert "warning" not in r.stderr
+
+
+def test_a_method_that_never_protects_is_named_at_any_strength(tmp_path, monkeypatch):
+    from dataclasses import replace
+
+    _photo(tmp_path / "in")
+    monkeypatch.setitem(METHODS, "noise", replace(METHODS["noise"], never_protective=True, protective_strength=None))
+    for extra in ([], ["--strength", "1"]):
+        r = run_cli("run", tmp_path / "in" / "street.png", "-o", tmp_path / "noise.png", "--overwrite", "--method",
+                    "noise", "-q", *extra)
+        assert r.returncode == 0, r.stderr
+        warnings = [line for line in r.stderr.splitlines() if line.startswith("deid: warning:")]
+        assert len(warnings) == 1 and "no strength of noise" in warnings[0], r.stderr

@@ -212,7 +212,7 @@ def test_methods_change_only_the_region(name):
     rng = np.random.default_rng(0)
     img = (rng.random((120, 160, 3)) * 255).astype(np.uint8)
     det = Detections(np.array([[40, 20, 100, 100]], np.float32), np.ones(1, np.float32), np.zeros(1, np.int64))
-    style = RegionStyle(get_method(name), strength=2 if name != "ksame" else 5)
+    style = RegionStyle(get_method(name), strength=2 if name != "ksame" else 5, mask_scale=1.3)
     out = anonymize_frame(img, det, style)
     changed = np.abs(out.astype(int) - img.astype(int)).sum(2) > 0
     assert changed[40:100, 50:90].mean() > 0.9

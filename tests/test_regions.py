@@ -131,9 +131,10 @@ def test_deep_frames_keep_16_bits_outside_the_regions(name):
     """10-bit sources are read as 16-bit RGB: regions are anonymized at that depth, the rest is left exactly."""
     rng = np.random.default_rng(1)
     img = rng.integers(0, 65536, (240, 320, 3), dtype=np.uint16)
-    out = anonymize_frame(img, DETS, RegionStyle(get_method(name)))
+    style = RegionStyle(get_method(name))
+    out = anonymize_frame(img, DETS, style)
     assert out.dtype == np.uint16
-    grown = grow_boxes(DETS.xyxy, 1.3, img.shape[1], img.shape[0])
+    grown = grow_boxes(DETS.xyxy, style.mask_scale, img.shape[1], img.shape[0])
     outside = np.ones(img.shape[:2], bool)
     for x1, y1, x2, y2 in grown:
         outside[y1:y2, x1:x2] = False

@@ -13,8 +13,8 @@ region, mask and blending). Each anonymized photo is then a probe against the *o
 * quality: PSNR and SSIM of the face region (the anonymized region) and of the whole photo.
 
 The attacker is given the original face box, so each recognizer looks exactly where the face was. A setting
-*protects* (:func:`protects`) when, for dlib and FaceNet alike, closed-set rank-1 is no better than that setting's
-measured chance and open-set rank-1 is below 5%. Each method's sweep runs from weak to strong and, unless
+*protects* (:func:`protects`) when, for dlib and FaceNet alike, closed-set rank-1 is not significantly above that
+setting's measured chance (a one-sided binomial test at 5%) and open-set rank-1 is below 5%. Each method's sweep runs from weak to strong and, unless
 ``full_sweep``, ends once two settings in a row protect: stronger ones only cost time.
 """
 
@@ -67,8 +67,11 @@ SWEEPS: dict[str, tuple[float, ...]] = {
 }
 PRIVATE_RANK1 = 0.05  # "identity gone": rank-1 identification below 5%
 PROTECT_RECOGNIZERS = ("dlib", "facenet")  # the privacy rule needs both: one black box, one other network
-PROTECT_RULE = ("for dlib and FaceNet alike: closed-set rank-1 <= that setting's measured chance (chance_rank1), "
-                "and open-set rank-1 (rank1_open) < 5%")
+CHANCE_ALPHA = 0.05  # rank-1 counts as above chance only when a guesser scores that high less often than this
+PROTECT_RULE = ("for dlib and FaceNet alike: closed-set rank-1 not above that setting's measured chance "
+                "(chance_rank1): a recognizer guessing at that chance scores at least as many hits on as many probes "
+                f"with probability >= {CHANCE_ALPHA:g} (exact one-sided binomial test; with no probe count, rank-1 "
+                "<= chance_rank1), and open-set rank-1 (rank1_open) < 5%")
 STOP_AFTER = 2  # a sweep ends once this many settings in a row protect (unless full_sweep)
 EMBED_BATCH = 64  # crops per forward pass
 
@@ -88,13 +91,32 @@ class Setting:
     recognizers: dict[str, dict[str, float]] = field(default_factory=dict)
 
 
+def chance_p_value(rank1: float, chance: float, probes: int) -> float:
+    """How often a recognizer that hits each probe with probability ``chance`` scores ``rank1`` or more over
+    ``probes`` probes: ``P(X >= round(rank1 * probes))`` for ``X ~ Binomial(probes, chance)``.
+
+    With 30 probes one face moves rank-1 by 3 points, so a method that leaves no identity at all lands above
+    its measured chance about half the time; this says whether it is *significantly* above."""
+    from scipy.stats import binom
+
+    hits = round(rank1 * probes)
+    return float(binom.sf(hits - 1, probes, min(max(chance, 0.0), 1.0))) if hits > 0 else 1.0
+
+
+def at_chance(fig: Mapping[str, float]) -> bool:
+    """Closed-set rank-1 of one recognizer's figures not above its measured chance (:data:`PROTECT_RULE`)."""
+    if "probes" not in fig:
+        return fig["rank1"] <= fig["chance_rank1"] + 1e-9
+    return chance_p_value(fig["rank1"], fig["chance_rank1"], int(fig["probes"])) >= CHANCE_ALPHA
+
+
 def protects(setting: Setting, recognizers: Iterable[str] = PROTECT_RECOGNIZERS) -> bool:
-    """The privacy rule (:data:`PROTECT_RULE`): for every one of ``recognizers``, closed-set rank-1 at most the
-    setting's measured chance (1e-9 for float noise) and open-set rank-1 below 5%. A recognizer that was not
-    measured cannot vouch for the setting: then it does not protect."""
+    """The privacy rule (:data:`PROTECT_RULE`): for every one of ``recognizers``, closed-set rank-1 not
+    significantly above the setting's measured chance (:func:`at_chance`) and open-set rank-1 below 5%. A
+    recognizer that was not measured cannot vouch for the setting: then it does not protect."""
     for name in recognizers:
         fig = setting.recognizers.get(name)
-        if fig is None or not (fig["rank1"] <= fig["chance_rank1"] + 1e-9 and fig["rank1_open"] < PRIVATE_RANK1):
+        if fig is None or not (at_chance(fig) and fig["rank1_open"] < PRIVATE_RANK1):
             return False
     return True
 
@@ -162,10 +184,11 @@ class Evaluation:
 
 def protect_summary(s: Setting) -> dict:
     """The figures the privacy rule reads, with the quality and de-detection of the setting."""
-    keys = ("rank1", "chance_rank1", "rank1_open")
+    keys = ("rank1", "chance_rank1", "rank1_open", "probes")
     return _finite({
         "strength": s.strength, "detected": s.detected, "psnr_face": s.psnr_face, "ssim_face": s.ssim_face,
-        **{rec: {k: s.recognizers[rec][k] for k in keys} for rec in PROTECT_RECOGNIZERS if rec in s.recognizers},
+        **{rec: {k: s.recognizers[rec][k] for k in keys if k in s.recognizers[rec]} for rec in PROTECT_RECOGNIZERS
+           if rec in s.recognizers},
     })
 
 
@@ -195,7 +218,7 @@ def evaluate(
     strengths: Iterable[float] | Mapping[str, Iterable[float]] | None = None,
     basis: str | None = None,
     far: float = 0.01,
-    mask_scale: float = 1.3,
+    mask_scale: float = 2.0,
     examples: int = 4,
     device: torch.device | str = "cpu",
     on_step: Callable[[str, int], None] | None = None,
@@ -264,7 +287,7 @@ def _baseline(recognizers: list[Recognizer], clean: dict[str, np.ndarray], ids: 
         ranks = identity_ranks(e, ids, e, ids)
         threshold = verification_threshold(e, ids, far)
         baseline[r.name] = {
-            "rank1": rank_k_rate(ranks, 1), "rank5": rank_k_rate(ranks, 5),
+            "rank1": rank_k_rate(ranks, 1), "rank5": rank_k_rate(ranks, 5), "probes": int(np.isfinite(ranks).sum()),
             "rank1_open": open_set_rate(e, e, ids, r.match_distance),
             "tar": true_accept_rate(e, e, ids, threshold), "threshold": threshold,
             "chance_rank1": chance_rank_k(ids, 1), "chance_rank5": chance_rank_k(ids, 5),
@@ -301,7 +324,7 @@ def _one_setting(photos: list[tuple[int, Photo]], ids, method, strength, mask_sc
         e, gallery = anon_embeds[r.name], clean[r.name]
         ranks = identity_ranks(e, ids, gallery, ids)
         per_rec[r.name] = {
-            "rank1": rank_k_rate(ranks, 1), "rank5": rank_k_rate(ranks, 5),
+            "rank1": rank_k_rate(ranks, 1), "rank5": rank_k_rate(ranks, 5), "probes": int(np.isfinite(ranks).sum()),
             "rank1_open": open_set_rate(e, gallery, ids, r.match_distance),
             "tar": true_accept_rate(e, gallery, ids, thresholds[r.name]),
             **measured_chance(e, gallery, ids, r.match_distance),

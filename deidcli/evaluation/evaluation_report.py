@@ -21,7 +21,7 @@ from deidcli.evaluation.evaluate import (
 )
 
 CSV_FIELDS = ["method", "strength", "recognizer", "rank1", "rank5", "rank1_open", "tar", "chance_rank1",
-              "chance_rank1_open", "protects", "detected", "psnr_face", "ssim_face", "psnr_image", "ssim_image",
+              "chance_rank1_open", "probes", "protects", "detected", "psnr_face", "ssim_face", "psnr_image", "ssim_image",
               "rejected", "accepted_other"]  # the last two: M-SVDD recognizers only
 
 

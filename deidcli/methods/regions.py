@@ -42,7 +42,7 @@ class RegionStyle:
     method: Method
     strength: float | None = None
     mask_shape: str = "ellipse"  # "ellipse" or "box"
-    mask_scale: float = 1.3  # grow each box by this factor around its centre
+    mask_scale: float = 2.0  # grow each box by this factor around its centre (DeidConfig.mask_scale)
     color: tuple[float, float, float] = (0.0, 0.0, 0.0)
     seed: int = 0
 

@@ -48,6 +48,8 @@ class Method:
     # The weakest strength measured to protect faces from dlib and FaceNet (PROTECTIVE_DEFAULTS, filled in at
     # import); None where it was not measured. `deid run` warns when a weaker one is asked for.
     protective_strength: float | None = None
+    # Measured, and no strength of its sweep protected (PROTECTIVE_DEFAULTS): `deid run` warns at any strength.
+    never_protective: bool = False
 
     def bind(self, model: Any) -> "Method":
         """This method with its model (a ``BasisModel``) and that model's per-run state."""
@@ -133,16 +135,16 @@ METHODS: dict[str, Method] = {
     m.name: m
     for m in (
         Method(
-            "frost", 24.0, "blur sigma in pixels at a 112 px face, plus grain (std 0.08)", "higher", True, _frost
+            "frost", 8.0, "blur sigma in pixels at a 112 px face, plus grain (std 0.08)", "higher", True, _frost
         ),
-        Method("blur", 16.0, "Gaussian sigma in pixels at a 112 px face", "higher", False, _blur),
-        Method("pixelate", 16.0, "mosaic cell size in pixels at a 112 px face", "higher", False, _pixelate),
+        Method("blur", 8.0, "Gaussian sigma in pixels at a 112 px face", "higher", False, _blur),
+        Method("pixelate", 8.0, "mosaic cell size in pixels at a 112 px face", "higher", False, _pixelate),
         Method("noise", 0.3, "standard deviation of additive Gaussian noise (0-1 intensity)", "higher", True, _noise),
         Method("impulse", 0.3, "fraction of pixels set to salt or pepper", "higher", True, _impulse),
         Method("solid", 1.0, "opacity of the fill colour (below 1 with black = darkening)", "higher", False, _solid),
-        Method("svd", 8.0, "rank kept of each colour channel, at a 112 px face", "lower", False, _svd),
+        Method("svd", 0.0, "rank kept of each colour channel, at a 112 px face", "lower", False, _svd),
         Method(
-            "pca", 16.0, "eigenfaces kept (0 = the mean face)", "lower", False, basis_methods.pca_method, "basis"
+            "pca", 0.0, "eigenfaces kept (0 = the mean face)", "lower", False, basis_methods.pca_method, "basis"
         ),
         Method(
             "hypersphere", 8.0, "radius in whitened eigenface space (64 dims; typical face about 8)", "lower",
@@ -222,15 +224,27 @@ def get_method(
 PROTECTIVE_DEFAULTS = Path(__file__).parent / "data" / "protective_defaults.json"
 
 
+def _measured(path: Path) -> dict[str, dict]:
+    try:
+        return dict(json.loads(Path(path).read_text())["methods"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return {}
+
+
 def load_protective_strengths(path: Path = PROTECTIVE_DEFAULTS) -> dict[str, float]:
     """``{method: strength}`` from the measured defaults' file; methods it finds no protecting strength for, or
     does not list, are left out (and so is everything when the file is missing or unreadable)."""
-    try:
-        measured = json.loads(Path(path).read_text())["methods"]
-    except (OSError, ValueError, KeyError, TypeError):
-        return {}
-    return {name: float(m["default"]) for name, m in measured.items() if m.get("default") is not None}
+    return {name: float(m["default"]) for name, m in _measured(path).items()
+            if isinstance(m, dict) and m.get("default") is not None}
+
+
+def load_never_protective(path: Path = PROTECTIVE_DEFAULTS) -> set[str]:
+    """Methods the measured defaults' file lists with no protecting strength at all (``"default": null``)."""
+    return {name for name, m in _measured(path).items() if isinstance(m, dict) and "default" in m
+            and m["default"] is None}
 
 
 METHODS.update({name: replace(METHODS[name], protective_strength=s)
                 for name, s in load_protective_strengths().items() if name in METHODS})
+METHODS.update({name: replace(METHODS[name], never_protective=True)
+                for name in load_never_protective() if name in METHODS})
