@@ -219,3 +219,21 @@ def test_strength_scales_with_region_size():
     ys, yl = m(small, 16), m(large, 16)
     # Same number of mosaic cells either way.
     assert torch.unique(ys[0, 0]).numel() == torch.unique(yl[0, 0]).numel()
+
+
+def test_fast_blur_writes_the_same_bytes_on_one_thread_and_two():
+    """A batch's workers run one thread each: their outputs must hash as a single run's do."""
+    from deidcli.methods.naive import fast_gaussian_blur, upsample_bilinear
+
+    x = torch.rand(4, 3, 210, 150, generator=torch.Generator().manual_seed(0))
+    threads = torch.get_num_threads()
+    try:
+        outs = []
+        for t in (1, 2):
+            torch.set_num_threads(t)
+            outs.append((fast_gaussian_blur(x, 20.0), upsample_bilinear(x[:, :, :30, :20], 210, 150)))
+    finally:
+        torch.set_num_threads(threads)
+    assert torch.equal(outs[0][0], outs[1][0]) and torch.equal(outs[0][1], outs[1][1])
+    ref = torch.nn.functional.interpolate(x[:, :, :30, :20], size=(210, 150), mode="bilinear", align_corners=False)
+    assert (outs[0][1] - ref).abs().max() < 1e-5
