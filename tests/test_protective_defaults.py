@@ -30,8 +30,12 @@ def test_registry_defaults_are_the_measured_ones():
             assert METHODS[name].protective_strength is None and METHODS[name].never_protective
             continue
         assert not METHODS[name].never_protective
-        assert METHODS[name].default_strength == entry["default"], name
+        # the default is the measured strength or stronger (never weaker), and the warning line sits at the measured
+        assert not METHODS[name].weaker_than_protective(METHODS[name].default_strength), name
         assert METHODS[name].protective_strength == entry["default"], name
+        for half, rows in entry["sweep"].items():  # a stronger default was measured too, and protects there
+            row = next((r for r in rows if r[0] == METHODS[name].default_strength), None)
+            assert row is not None and row[1] is True, (name, half)
         for half in ("tune", "confirm"):
             figures = entry[half]
             assert figures["strength"] == entry["default"]

@@ -290,9 +290,11 @@ def test_any_region_size(name, box):
     rng = np.random.default_rng(2)
     img = (rng.random((100, 120, 3)) * 255).astype(np.uint8)
     det = Detections(np.array([box], np.float32), np.ones(1, np.float32), np.zeros(1, np.int64))
-    out = anonymize_frame(img, det, RegionStyle(get_method(name)))
+    style = RegionStyle(get_method(name))
+    out = anonymize_frame(img, det, style)
     assert out.shape == img.shape and out.dtype == np.uint8
     x1, y1, x2, y2 = box
-    cx, cy, hw, hh = (x1 + x2) / 2, (y1 + y2) / 2, (x2 - x1) * 0.65 + 1, (y2 - y1) * 0.65 + 1
+    half = style.mask_scale / 2
+    cx, cy, hw, hh = (x1 + x2) / 2, (y1 + y2) / 2, (x2 - x1) * half + 1, (y2 - y1) * half + 1
     ys, xs = np.nonzero(np.abs(out.astype(int) - img.astype(int)).sum(2))
     assert len(ys) and (np.abs(ys - cy) <= hh).all() and (np.abs(xs - cx) <= hw).all()

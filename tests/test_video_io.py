@@ -41,7 +41,7 @@ def test_sample_clip_end_to_end(tmp_path, sample):
     assert dst["metadata"].get("location") == src["metadata"]["location"]
     rep = json.loads(report.read_text())
     f = rep["files"][0]
-    assert rep["version"] and rep["methods"]["face"]["name"] == "frost" and rep["methods"]["face"]["strength"] == 8
+    assert rep["version"] and rep["methods"]["face"]["name"] == "frost" and rep["methods"]["face"]["strength"] == 24
     assert f["status"] == "ok" and f["frames"] == 75 and len(f["faces_per_frame"]) == 75
     assert min(f["faces_per_frame"]) >= 1, "the astronaut's face must be found in every frame"
     assert f["tracks"] and f["tracks"][0]["detected_frames"] >= 70, "one track follows her through the clip"
