@@ -11,6 +11,10 @@ import yaml
 from deidcli.errors import ConfigError
 from deidcli.targets import parse_targets, per_target
 
+# Face regions grow to 2.0 times the box, the head: in a 1.3 ellipse a recognizer still names people from hair and
+# ears (README, Protective defaults). deid run, RegionStyle and deid evaluate all start from this one value.
+FACE_MASK_SCALE = 2.0
+
 
 @dataclass(frozen=True)
 class DeidConfig:
@@ -37,9 +41,7 @@ class DeidConfig:
     consented: str | None = None  # folder of photos of people who consented: their faces stay visible
     consent_distance: float = 0.45  # dlib distance under which a face is that person (dlib's own is 0.6)
     mask_shape: str = "ellipse"
-    # 2.0 covers the head: in a 1.3 ellipse a recognizer still names people from hair and ears (README,
-    # Protective defaults)
-    mask_scale: float = 2.0
+    mask_scale: float = FACE_MASK_SCALE
     color: tuple[float, float, float] = (0.0, 0.0, 0.0)
     seed: int = 0
     device: str = "auto"

@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from deidcli.config import FACE_MASK_SCALE
 from deidcli.detection import FaceDetector
 from deidcli.detections import Detections, box_iou
 from deidcli.errors import NoMediaError
@@ -218,7 +219,7 @@ def evaluate(
     strengths: Iterable[float] | Mapping[str, Iterable[float]] | None = None,
     basis: str | None = None,
     far: float = 0.01,
-    mask_scale: float = 2.0,
+    mask_scale: float = FACE_MASK_SCALE,
     examples: int = 4,
     device: torch.device | str = "cpu",
     on_step: Callable[[str, int], None] | None = None,

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 import torch
 
+from deidcli.config import FACE_MASK_SCALE
 from deidcli.detections import Detections
 from deidcli.methods.registry import METHODS, Method
 
@@ -42,7 +43,7 @@ class RegionStyle:
     method: Method
     strength: float | None = None
     mask_shape: str = "ellipse"  # "ellipse" or "box"
-    mask_scale: float = 2.0  # grow each box by this factor around its centre (DeidConfig.mask_scale)
+    mask_scale: float = FACE_MASK_SCALE  # grow each box by this factor around its centre
     color: tuple[float, float, float] = (0.0, 0.0, 0.0)
     seed: int = 0
 

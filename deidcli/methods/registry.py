@@ -234,20 +234,31 @@ def _measured(path: Path) -> dict[str, dict]:
         return {}
 
 
+def _strengths(measured: dict[str, dict]) -> dict[str, float]:
+    return {name: float(m["default"]) for name, m in measured.items()
+            if isinstance(m, dict) and m.get("default") is not None}
+
+
+def _never(measured: dict[str, dict]) -> set[str]:
+    return {name for name, m in measured.items() if isinstance(m, dict) and "default" in m and m["default"] is None}
+
+
 def load_protective_strengths(path: Path = PROTECTIVE_DEFAULTS) -> dict[str, float]:
     """``{method: strength}`` from the measured defaults' file; methods it finds no protecting strength for, or
     does not list, are left out (and so is everything when the file is missing or unreadable)."""
-    return {name: float(m["default"]) for name, m in _measured(path).items()
-            if isinstance(m, dict) and m.get("default") is not None}
+    return _strengths(_measured(path))
 
 
 def load_never_protective(path: Path = PROTECTIVE_DEFAULTS) -> set[str]:
     """Methods the measured defaults' file lists with no protecting strength at all (``"default": null``)."""
-    return {name for name, m in _measured(path).items() if isinstance(m, dict) and "default" in m
-            and m["default"] is None}
+    return _never(_measured(path))
 
 
-METHODS.update({name: replace(METHODS[name], protective_strength=s)
-                for name, s in load_protective_strengths().items() if name in METHODS})
-METHODS.update({name: replace(METHODS[name], never_protective=True)
-                for name in load_never_protective() if name in METHODS})
+def _apply_measured(measured: dict[str, dict]) -> None:
+    """Fill in each method's measured protective strength, or mark it as never protective (the file read once)."""
+    strengths, never = _strengths(measured), _never(measured)
+    for name in METHODS.keys() & (strengths.keys() | never):
+        METHODS[name] = replace(METHODS[name], protective_strength=strengths.get(name), never_protective=name in never)
+
+
+_apply_measured(_measured(PROTECTIVE_DEFAULTS))
