@@ -7,6 +7,7 @@ import json
 import socket
 
 import numpy as np
+from PIL import Image
 import pytest
 import torch
 
@@ -123,6 +124,10 @@ def test_evaluate_cli_writes_figures_plot_and_page(tmp_path):
     assert strong["recognizers"]["dlib"]["rank1"] <= 2 * data["baseline"]["dlib"]["chance_rank1"]
     assert weak["psnr_face"] > strong["psnr_face"] and weak["ssim_face"] > strong["ssim_face"]
     assert strong["detected"] < weak["detected"]
+    # what the face keeps: blur 24 leaves little texture and a face the detector rarely finds landmarks on
+    assert strong["detail"] < 0.01 < weak["detail"]
+    assert 0 <= strong["attributes"]["found"] < weak["attributes"]["found"] and weak["attributes"]["yaw"] < 0.1
+    assert 0.5 < weak["recognizers"]["dlib"]["diversity"] <= 1.2
     # M-SVDD on dlib's embeddings: clean faces mostly accepted as themselves, heavily blurred ones mostly rejected
     # rather than named as someone else.
     hardened = data["baseline"]["msvdd"]
@@ -136,6 +141,8 @@ def test_evaluate_cli_writes_figures_plot_and_page(tmp_path):
     assert (out / "tradeoff.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     page = (out / "index.html").read_text()
     assert "tradeoff.png" in page and "examples_blur.png" in page and (out / "examples_blur.png").is_file()
+    # the contact sheet: the originals, then blur at its weakest protecting strength, five faces each
+    assert "contact_sheet.png" in page and Image.open(out / "contact_sheet.png").size == (130 + 5 * 100, 2 * 100)
     assert json.loads((out / "evaluation.json").read_text())["settings"][0]["method"] == "blur"
 
 
@@ -278,12 +285,19 @@ def test_report_shows_measured_chance_and_the_weakest_strength_that_protects(tmp
                 "chance_rank5": 0.5} for r in ("dlib", "facenet")}
     result = Evaluation("people", 20, 10, [], 0.01, base, [full(2, 0.8, 0.0, 0.7), full(8, 0.1, 0.2, 0.0)],
                         full_sweep=False)
+    face = np.full((40, 30, 3), 200, np.uint8)
+    result.originals = [face] * 3
+    result.examples = {("blur", 2.0): [face // 2] * 3, ("blur", 8.0): [face // 4] * 3}
     files = write_all(result, tmp_path)
+    sheet = np.asarray(Image.open(files["contact_sheet"]))
+    assert sheet.shape == (2 * 100, 130 + 3 * 100, 3)  # originals, then blur 8 (the weakest that protects)
+    assert (sheet[102 + 48, 130 + 48] == 50).all() and (sheet[48, 130 + 48] == 200).all()
     rows = list(csv.DictReader(open(files["csv"])))
     assert [(r["strength"], r["chance_rank1"], r["protects"]) for r in rows] == [
         ("2", "0", "0"), ("2", "0", "0"), ("8", "0.2", "1"), ("8", "0.2", "1")]
+    assert "detail" in rows[0] and "yaw_error" in rows[0] and "diversity" in rows[0]
     page = files["html"].read_text()
-    assert "Weakest strength that protects" in page and "ends once 2 settings in a row protect" in page
+    assert "landmarks found" in page and "Weakest strength that protects" in page and "ends once 2 settings in a row protect" in page
     assert json.loads(files["json"].read_text())["identity_gone"]["protects"]["methods"]["blur"]["strength"] == 8
 
 

@@ -10,7 +10,10 @@ region, mask and blending). Each anonymized photo is then a probe against the *o
 * verification: the true-accept rate of (anonymized, other original of the same person) pairs at the distance
   threshold that accepts ``far`` of the impostor pairs among the originals;
 * de-detection: the share of anonymized faces the face detector no longer finds (IoU 0.5 with the original box);
-* quality: PSNR and SSIM of the face region (the anonymized region) and of the whole photo.
+* quality: PSNR and SSIM of the face region (the anonymized region) and of the whole photo;
+* what a natural replacement keeps (:mod:`deidcli.evaluation.attributes`): the change of pose and expression
+  (from the detector's landmarks), of skin tone, the face's detail against the original's, and the diversity of
+  the anonymized faces' embeddings.
 
 The attacker is given the original face box, so each recognizer looks exactly where the face was. A setting
 *protects* (:func:`protects`) when, for dlib and FaceNet alike, closed-set rank-1 is not significantly above that
@@ -32,6 +35,7 @@ from deidcli.config import FACE_MASK_SCALE
 from deidcli.detection import FaceDetector
 from deidcli.detections import Detections, box_iou
 from deidcli.errors import NoMediaError
+from deidcli.evaluation.attributes import attribute_errors, detail, detail_ratio, diversity, pose, tone
 from deidcli.evaluation.identification import (
     chance_rank_k,
     identity_ranks,
@@ -49,22 +53,28 @@ from deidcli.methods import get_method
 from deidcli.methods.regions import RegionStyle, anonymize_frame, scale_boxes
 from deidcli.photos import Photo, load_photos
 
-# Strengths from weak to strong (methods.md section 10), each to its end (svd rank 0 and hypersphere radius 0 keep
-# nothing of the face's own detail, noise 1.0 and solid 1.0 nothing of its pixels) and through its default. Points
-# that told nothing new on the shared identities were left out (every face still found at the weak end, curves flat
-# between neighbours), so that all 27 run in under 10 minutes on 2 cores (a setting costs about 20 s of CPU there).
-# Each sweep ends early once two settings in a row protect.
+# Strengths from weak to strong (methods.md section 10), each to its end (svd rank 0, pca 0 and hypersphere radius 0
+# keep nothing of the face's own coefficients, solid 1.0 nothing of its pixels; noise 4 and impulse 0.95 drown it, k
+# 50 of the 100 gallery faces leaves two groups) and through its default. Points that told nothing new on the shared
+# identities were left out (every face still found at the weak end, curves flat between neighbours), so that the 27
+# settings of the core methods run in about 10 minutes on 2 cores (a setting costs about 20 s of CPU there). Each
+# sweep ends early once two settings in a row protect.
 SWEEPS: dict[str, tuple[float, ...]] = {
     "frost": (4, 8, 24),
-    "blur": (5, 8, 12, 16),
+    "blur": (5, 8, 16),
     "pixelate": (4, 8, 16),
-    "noise": (0.3, 1.0),
-    "impulse": (0.3, 0.6),
+    "noise": (1, 2, 4),
+    "impulse": (0.6, 0.8, 0.95),
     "solid": (0.5, 1.0),
-    "svd": (8, 1, 0),
-    "pca": (64, 16, 0),
-    "hypersphere": (8, 0),
-    "ksame": (1, 5, 20),
+    "svd": (8, 0),
+    "pca": (16, 0),
+    "hypersphere": (8, 2, 0),
+    "ksame": (5, 20, 50),
+    # the generative methods (where their models are built: make models)
+    "autoencoder": (0, 0.5),
+    "autoencoder-ap": (0.5, 1),
+    "gan": (0.5, 1),
+    "replace": (0.75, 1),
 }
 PRIVATE_RANK1 = 0.05  # "identity gone": rank-1 identification below 5%
 PROTECT_RECOGNIZERS = ("dlib", "facenet")  # the privacy rule needs both: one black box, one other network
@@ -88,8 +98,11 @@ class Setting:
     psnr_image: float
     ssim_image: float
     detected: float  # share of anonymized faces the detector still finds
-    # name -> rank1, rank5, rank1_open, tar, chance_rank1, chance_rank1_open (measured on this setting's faces)
+    # name -> rank1, rank5, rank1_open, tar, chance_rank1, chance_rank1_open, diversity (on this setting's faces)
     recognizers: dict[str, dict[str, float]] = field(default_factory=dict)
+    detail: float = math.nan  # Laplacian variance of the face boxes, anonymized over original (attributes.detail)
+    # mean absolute change of yaw, pitch, roll, mouth (where the detector still finds the face) and tone; found
+    attributes: dict[str, float] = field(default_factory=dict)
 
 
 def chance_p_value(rank1: float, chance: float, probes: int) -> float:
@@ -132,6 +145,7 @@ class Evaluation:
     baseline: dict[str, dict[str, float]]  # recognizer -> figures on the originals, and the analytic chance
     settings: list[Setting]
     examples: dict[tuple[str, float], list[np.ndarray]] = field(default_factory=dict, repr=False)
+    originals: list[np.ndarray] = field(default_factory=list, repr=False)  # the examples' original regions
     split: str = "all"  # the people measured: all, or the tune / confirm half (deidcli.evaluation.split)
     full_sweep: bool = True  # False: a sweep ended once STOP_AFTER settings in a row protected
 
@@ -188,6 +202,7 @@ def protect_summary(s: Setting) -> dict:
     keys = ("rank1", "chance_rank1", "rank1_open", "probes")
     return _finite({
         "strength": s.strength, "detected": s.detected, "psnr_face": s.psnr_face, "ssim_face": s.ssim_face,
+        "detail": s.detail, "attributes": s.attributes,
         **{rec: {k: s.recognizers[rec][k] for k in keys if k in s.recognizers[rec]} for rec in PROTECT_RECOGNIZERS
            if rec in s.recognizers},
     })
@@ -199,16 +214,26 @@ def _finite(d: dict) -> dict:
             for k, v in d.items()}
 
 
-def _detected(detector: FaceDetector, image: np.ndarray, box: np.ndarray) -> bool:
-    """Does the detector still find a face on ``box``? Run on twice the box around it (as in the full photo,
-    faster)."""
+def _found(detector: FaceDetector, image: np.ndarray, box: np.ndarray) -> tuple[bool, np.ndarray | None]:
+    """Does the detector still find a face on ``box`` (IoU 0.5), and that face's ``(5, 2)`` landmarks (None without
+    them)? Run on twice the box around it (as in the full photo, faster)."""
     h, w = image.shape[:2]
     x1, y1, x2, y2 = scale_boxes(box[None], 2.0)[0]
     x1, y1, x2, y2 = max(0, int(x1)), max(0, int(y1)), min(w, int(math.ceil(x2))), min(h, int(math.ceil(y2)))
     found = detector.detect(np.ascontiguousarray(image[y1:y2, x1:x2]), 1.0)
     if not len(found):
-        return False
-    return bool((box_iou(box[None] - np.array([x1, y1, x1, y1]), found.xyxy) >= 0.5).any())
+        return False, None
+    iou = box_iou(box[None] - np.array([x1, y1, x1, y1]), found.xyxy)[0]
+    best = int(np.argmax(iou))
+    if iou[best] < 0.5:
+        return False, None
+    return True, None if found.landmarks is None else found.landmarks[best] + np.array([x1, y1], np.float32)
+
+
+def _profile(image: np.ndarray, box: np.ndarray, landmarks: np.ndarray | None) -> dict:
+    """The attributes :func:`~deidcli.evaluation.attributes.attribute_errors` compares, and the face's detail."""
+    return {"pose": None if landmarks is None else pose(landmarks), "tone": tone(image, box),
+            "detail": detail(image, box)}
 
 
 def evaluate(
@@ -220,7 +245,7 @@ def evaluate(
     basis: str | None = None,
     far: float = 0.01,
     mask_scale: float = FACE_MASK_SCALE,
-    examples: int = 4,
+    examples: int = 5,
     device: torch.device | str = "cpu",
     on_step: Callable[[str, int], None] | None = None,
     split: str = "all",
@@ -238,16 +263,19 @@ def evaluate(
     ids = np.array([p.identity for _, p in photos])
     clean = _embed_all(recognizers, lambda r: _embed_photos(r, [(p.image, p.box) for _, p in photos]))
     baseline = _baseline(recognizers, clean, ids, far)
+    profiles = [_profile(p.image, p.box, _found(detector, p.image, p.box)[1]) for _, p in photos]
     thresholds = {name: b["threshold"] for name, b in baseline.items()}
     result = Evaluation(str(folder), len(photos), len(set(ids)), skipped, far, baseline, [], split=split,
                         full_sweep=full_sweep)
+    result.originals = [box_region(p.image, scale_boxes(p.box[None], mask_scale)[0]).copy()
+                        for _, p in photos[:examples]]
     for name in methods:
         method = get_method(name, basis, device)
         sweep = [float(s) for s in sweep_of(name, strengths)]
         streak = 0
         for done, strength in enumerate(sweep, 1):
             setting = _one_setting(photos, ids, method, strength, mask_scale, detector, recognizers, clean,
-                                   thresholds, device, result.examples.setdefault((name, strength), []), examples)
+                                   profiles, thresholds, device, result.examples.setdefault((name, strength), []), examples)
             result.settings.append(setting)
             streak = streak + 1 if protects(setting) else 0
             stop = not full_sweep and streak >= STOP_AFTER
@@ -298,10 +326,11 @@ def _baseline(recognizers: list[Recognizer], clean: dict[str, np.ndarray], ids: 
 
 
 def _one_setting(photos: list[tuple[int, Photo]], ids, method, strength, mask_scale, detector, recognizers, clean,
-                 thresholds, device, example_crops: list, examples: int) -> Setting:
+                 profiles: list[dict], thresholds, device, example_crops: list, examples: int) -> Setting:
     style = RegionStyle(method, strength, mask_scale=mask_scale)
     q = {"pf": [], "sf": [], "pi": [], "si": []}
     detected = 0
+    kept: list[dict] = []
     crops: dict[str, list[torch.Tensor]] = {}  # per network: only its crop of each anonymized photo is kept
     networks = _networks(recognizers)
     for n, (i, p) in enumerate(photos):
@@ -314,7 +343,9 @@ def _one_setting(photos: list[tuple[int, Photo]], ids, method, strength, mask_sc
         mse, whole_ssim = changed_region_quality(p.image, anon, region)
         q["pi"].append(psnr_from_mse(mse))
         q["si"].append(whole_ssim)
-        detected += _detected(detector, anon, p.box)
+        hit, landmarks = _found(detector, anon, p.box)
+        detected += hit
+        kept.append(_profile(anon, p.box, landmarks))
         for net, r in networks.items():
             crops.setdefault(net, []).append(face_crops(anon, p.box[None], r))
         if n < examples:
@@ -329,11 +360,14 @@ def _one_setting(photos: list[tuple[int, Photo]], ids, method, strength, mask_sc
             "rank1_open": open_set_rate(e, gallery, ids, r.match_distance),
             "tar": true_accept_rate(e, gallery, ids, thresholds[r.name]),
             **measured_chance(e, gallery, ids, r.match_distance),
+            "diversity": diversity(e, gallery),
             **_msvdd(r, e, gallery, ids),
         }
     return Setting(
         method.name, strength, _mean_psnr(q["pf"]), float(np.mean(q["sf"])), _mean_psnr(q["pi"]),
         float(np.mean(q["si"])), detected / len(photos), per_rec,
+        detail=detail_ratio([p["detail"] for p in profiles], [k["detail"] for k in kept]),
+        attributes=attribute_errors(profiles, kept),
     )
 
 

@@ -22,7 +22,10 @@ from deidcli.evaluation.evaluate import (
 
 CSV_FIELDS = ["method", "strength", "recognizer", "rank1", "rank5", "rank1_open", "tar", "chance_rank1",
               "chance_rank1_open", "probes", "protects", "detected", "psnr_face", "ssim_face", "psnr_image", "ssim_image",
-              "rejected", "accepted_other"]  # the last two: M-SVDD recognizers only
+              "diversity", "detail", "yaw_error", "pitch_error", "roll_error", "mouth_error", "tone_error",
+              "landmarks_found", "rejected", "accepted_other"]  # the last two: M-SVDD recognizers only
+ATTRIBUTE_COLUMNS = {"yaw": "yaw_error", "pitch": "pitch_error", "roll": "roll_error", "mouth": "mouth_error",
+                     "tone": "tone_error", "found": "landmarks_found"}
 
 
 def write_all(result: Evaluation, folder: Path) -> dict[str, Path]:
@@ -33,12 +36,16 @@ def write_all(result: Evaluation, folder: Path) -> dict[str, Path]:
         "csv": folder / "evaluation.csv",
         "plot": folder / "tradeoff.png",
         "html": folder / "index.html",
+        "contact_sheet": folder / "contact_sheet.png",
     }
     files["json"].write_text(json.dumps(result.as_dict(), indent=2) + "\n")
     write_csv(result, files["csv"])
     plot_tradeoff(result, files["plot"])
     examples = write_examples(result, folder)
-    files["html"].write_text(html_page(result, files["plot"].name, examples))
+    if not write_contact_sheet(result, files["contact_sheet"]):
+        del files["contact_sheet"]
+    files["html"].write_text(html_page(result, files["plot"].name, examples,
+                                       files["contact_sheet"].name if "contact_sheet" in files else None))
     return files
 
 
@@ -48,7 +55,9 @@ def rows(result: Evaluation) -> list[dict]:
         for rec, fig in s.recognizers.items():
             out.append({"method": s.method, "strength": s.strength, "recognizer": rec, **fig,
                         "protects": int(protects(s)), "detected": s.detected, "psnr_face": s.psnr_face,
-                        "ssim_face": s.ssim_face, "psnr_image": s.psnr_image, "ssim_image": s.ssim_image})
+                        "ssim_face": s.ssim_face, "psnr_image": s.psnr_image, "ssim_image": s.ssim_image,
+                        "detail": s.detail,
+                        **{col: s.attributes[k] for k, col in ATTRIBUTE_COLUMNS.items() if k in s.attributes}})
     return out
 
 
@@ -126,6 +135,36 @@ def write_examples(result: Evaluation, folder: Path, size: int = 96) -> dict[str
     return out
 
 
+def sheet_setting(result: Evaluation, method: str):
+    """The setting of ``method`` a contact sheet shows: the weakest that protects, else the strongest measured."""
+    return result.weakest_protecting(method) or [s for s in result.settings if s.method == method][-1]
+
+
+def write_contact_sheet(result: Evaluation, path: Path, size: int = 96) -> bool:
+    """One PNG to look at: the example faces as they were (first row), then a row per method at the setting of
+    :func:`sheet_setting`, labelled with its strength and whether it protects. False when there is nothing to show."""
+    from PIL import ImageDraw
+
+    rows: list[tuple[str, list[np.ndarray]]] = [("original", result.originals)] if result.originals else []
+    for method in result.methods():
+        s = sheet_setting(result, method)
+        verdict = "protects" if protects(s) else "does not protect"
+        rows.append((f"{method} {s.strength:g}\n{verdict}", result.examples.get((method, s.strength), [])))
+    rows = [(label, crops) for label, crops in rows if any(c.size for c in crops)]
+    if not rows:
+        return False
+    label_w, cols = 130, max(len(c) for _, c in rows)
+    sheet = Image.new("RGB", (label_w + cols * (size + 4), len(rows) * (size + 4)), "white")
+    draw = ImageDraw.Draw(sheet)
+    for r, (label, crops) in enumerate(rows):
+        y = r * (size + 4) + 2
+        draw.multiline_text((6, y + size // 2 - 12), label, fill="black")
+        for c, crop in enumerate(x for x in crops if x.size):
+            sheet.paste(Image.fromarray(crop).resize((size, size)), (label_w + c * (size + 4), y))
+    sheet.save(path)
+    return True
+
+
 def _fmt(v: float, pct: bool = False) -> str:
     if v is None or (isinstance(v, float) and math.isnan(v)):
         return "-"
@@ -134,7 +173,7 @@ def _fmt(v: float, pct: bool = False) -> str:
     return f"{v * 100:.1f}%" if pct else f"{v:.2f}"
 
 
-def html_page(result: Evaluation, plot_name: str, examples: dict[str, str]) -> str:
+def html_page(result: Evaluation, plot_name: str, examples: dict[str, str], sheet_name: str | None = None) -> str:
     recs = list(result.baseline)
     # An M-SVDD recognizer answers "no one" where others give a distance: its last column is what it rejects.
     last = {r: "rejected" if "rejected" in result.baseline[r] else "tar" for r in recs}
@@ -151,7 +190,10 @@ def html_page(result: Evaluation, plot_name: str, examples: dict[str, str]) -> s
         body.append(f"<tr><td>{html.escape(s.method)}</td><td>{s.strength:g}</td>{cells}"
                     f"<td>{'yes' if protects(s) else ''}</td>"
                     f"<td>{_fmt(s.detected, True)}</td><td>{_fmt(s.psnr_face)}</td><td>{_fmt(s.ssim_face)}</td>"
-                    f"<td>{_fmt(s.psnr_image)}</td><td>{_fmt(s.ssim_image)}</td></tr>")
+                    f"<td>{_fmt(s.psnr_image)}</td><td>{_fmt(s.ssim_image)}</td><td>{_fmt(s.detail)}</td>"
+                    f"<td>{_fmt(s.recognizers[recs[0]].get('diversity'))}</td>"
+                    + "".join(f"<td>{_fmt(s.attributes.get(k))}</td>" for k in ("yaw", "mouth", "tone"))
+                    + f"<td>{_fmt(s.attributes.get('found'), True)}</td></tr>")
     base = "".join(
         f"<li>{html.escape(r)} on the originals: rank-1 {_fmt(b['rank1'], True)}, rank-5 {_fmt(b['rank5'], True)}, "
         f"TAR {_fmt(b['tar'], True)} at distance {b['threshold']:.3f}; chance: rank-1 {_fmt(b['chance_rank1'], True)},"
@@ -171,6 +213,9 @@ def html_page(result: Evaluation, plot_name: str, examples: dict[str, str]) -> s
                  f"{', '.join(f'{s.strength:g}' for s in result.settings if s.method == m)}</p>"
                  f"<img src='{html.escape(f)}' alt='{html.escape(m)} examples'>" for m, f in examples.items())
     skipped = f"<p>No face found in: {html.escape(', '.join(result.skipped))}</p>" if result.skipped else ""
+    sheet = (f"<h2>Contact sheet</h2><p>The first faces as they were, then each method at its weakest strength that "
+             f"protects (else its strongest measured).</p><img src='{html.escape(sheet_name)}' alt='contact sheet'>"
+             if sheet_name else "")
     return f"""<!doctype html>
 <html><head><meta charset="utf-8"><title>deid evaluate</title>
 <style>body{{font-family:sans-serif;max-width:1400px;margin:2em auto}}table{{border-collapse:collapse}}
@@ -190,7 +235,14 @@ recognizer's match distance) is how a search system answers; its chance is near 
 <img src="{html.escape(plot_name)}" alt="privacy against PSNR">
 <h2>All settings</h2>
 <table><tr><th>method</th><th>strength</th>{head}<th>protects</th><th>detected</th><th>PSNR face</th><th>SSIM face</th>
-<th>PSNR image</th><th>SSIM image</th></tr>{''.join(body)}</table>
+<th>PSNR image</th><th>SSIM image</th><th>detail</th><th>diversity ({html.escape(recs[0])})</th><th>yaw change</th>
+<th>mouth change</th><th>tone change</th><th>landmarks found</th></tr>{''.join(body)}</table>
+<p>What the face keeps: <em>detail</em> is the Laplacian variance of the face boxes, anonymized over original (1: as
+much texture as the original); <em>diversity</em> the mean distance between the anonymized faces' embeddings over
+the originals' (1: as varied as the people, 0: everyone became one person); the changes are the mean absolute
+difference of yaw and mouth width (in eye distances, from the detector's landmarks, where it still finds the face)
+and of the skin's mean colour (0-1) between each original and its anonymized face.</p>
+{sheet}
 <h2>Examples</h2>{ex}
 </body></html>
 """
