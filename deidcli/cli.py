@@ -237,8 +237,9 @@ def _warn_weak_strength(cfg) -> None:
     method = METHODS[name]
     if method.never_protective:
         good = ", ".join(m.name for m in METHODS.values() if m.protective_strength is not None)
+        why = f": {method.protective_note}" if method.protective_note else ""
         typer.echo(f"deid: warning: no strength of {name} was measured to keep faces from dlib and FaceNet "
-                   f"(deidcli/methods/data/{PROTECTIVE_DEFAULTS.name}); these were: {good}", err=True)
+                   f"(deidcli/methods/data/{PROTECTIVE_DEFAULTS.name}{why}); these were: {good}", err=True)
         return
     if strength is None or not method.weaker_than_protective(strength):
         return
@@ -505,7 +506,16 @@ def evaluate_cmd(
     from deidcli.photos import photo_files
     from deidcli.progress import FrameProgress
 
-    names = list(SWEEPS) if method == "all" else [m.strip() for m in method.split(",") if m.strip()]
+    names = [m.strip() for m in method.split(",") if m.strip()]
+    if method == "all":  # every swept method that can run here; the generative ones once their models are built
+        from deidcli.methods.registry import unavailable
+
+        names = []
+        for m in SWEEPS:
+            if why := unavailable(m):
+                typer.echo(f"deid evaluate: skipping {m}: {why}", err=True)
+            else:
+                names.append(m)
     unknown = [m for m in names if m not in METHODS]
     if unknown:
         raise typer.BadParameter(f"unknown method {unknown[0]!r}; choose from {', '.join(METHODS)}")

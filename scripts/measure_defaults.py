@@ -70,8 +70,11 @@ def choose(sweep: list[float], tune: Evaluation, confirm: Evaluation, method: st
         if both != weakest_tune:
             entry["note"] = f"{weakest_tune:g} protected the tune half but not the confirm half"
     else:
+        both_halves = [x for x, ok in zip(sweep, passes) if ok]
+        stronger = [x for x in sweep[sweep.index(both_halves[-1]) + 1:]] if both_halves else []
         entry["note"] = ("no strength of the sweep protects the tune half" if weakest_tune is None else
-                         "no strength of the sweep protects both halves")
+                         "no strength of the sweep protects both halves" if not both_halves else
+                         f"{both_halves[-1]:g} protected both halves, the stronger {stronger[0]:g} did not")
     entry["sweep"] = {half: [_row(settings[x]) for x in sweep if x in settings]
                       for half, settings in (("tune", on_tune), ("confirm", on_confirm))}
     return entry
@@ -94,6 +97,22 @@ def _dumps(record: dict) -> str:
     return re.sub(r"\[\s+([^\[\]{}]*?)\s+\]", lambda m: "[" + " ".join(m.group(1).split()) + "]", text)
 
 
+def _earlier(path: Path, record: dict) -> tuple[dict, dict]:
+    """The entries of ``path`` for methods this run did not measure, when it was measured by the same rule, region
+    and halves (else nothing: figures by another rule do not mix), and the command and minutes of that run."""
+    try:
+        old = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}, {}
+    if any(old.get(k) != record[k] for k in ("rule", "region")) or \
+            {h: v["people"] for h, v in old.get("halves", {}).items()} != \
+            {h: v["people"] for h, v in record["halves"].items()}:
+        return {}, {}
+    kept = {m: e for m, e in old.get("methods", {}).items() if m not in record["methods"] and m in METHODS}
+    how = old.get("kept_from_earlier") or {"command": old.get("command"), "minutes": old.get("minutes")}
+    return kept, {"command": how.get("command"), "minutes": how.get("minutes")}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--identities", type=Path, default=DEFAULT_IDENTITIES)
@@ -103,7 +122,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("-o", "--output", type=Path, default=PROTECTIVE_DEFAULTS)
     args = parser.parse_args(argv)
     torch.set_num_threads(1)  # as deid evaluate: small batched work, cores shared
-    methods = [m for m in args.methods.split(",") if m]
+    from deidcli.methods.registry import unavailable
+
+    methods = []
+    for m in (m for m in args.methods.split(",") if m):
+        if why := unavailable(m):
+            print(f"skipping {m}: {why}", file=sys.stderr)
+        else:
+            methods.append(m)
     detector = build_detector("centerface", None, "cpu")
     recognizers = [build_recognizer("dlib"), build_recognizer("facenet")]
     t0 = time.perf_counter()
@@ -130,6 +156,10 @@ def main(argv: list[str] | None = None) -> int:
         "minutes": round((time.perf_counter() - t0) / 60, 1),
         "methods": {m: choose([float(x) for x in SWEEPS[m]], halves["tune"], halves["confirm"], m) for m in methods},
     }
+    earlier, how = _earlier(args.output, record)
+    if earlier:  # methods measured before and not this time (their models absent, or left out) keep their entries
+        record["methods"] = {m: record["methods"].get(m) or earlier[m] for m in (*earlier, *record["methods"])}
+        record["kept_from_earlier"] = {"methods": sorted(earlier), **how}
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(_dumps(record) + "\n")
     for m, e in record["methods"].items():

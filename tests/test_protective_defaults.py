@@ -57,7 +57,11 @@ def test_every_default_protects_the_held_out_half():
         facenet = FaceNetRecognizer()
     except ModelUnavailableError as exc:
         pytest.skip(f"FaceNet not available: {exc}")
-    defaults = {m: [METHODS[m].default_strength] for m, e in _measured().items() if e["default"] is not None}
+    from deidcli.methods.registry import unavailable
+
+    # the generative methods where their models are built (make models); CI checks them against the file only
+    defaults = {m: [METHODS[m].default_strength] for m, e in _measured().items()
+                if e["default"] is not None and not unavailable(m)}
     if not defaults:
         pytest.skip(f"no method has a measured protective default in {PROTECTIVE_DEFAULTS.name}")
     threads = torch.get_num_threads()
@@ -148,10 +152,12 @@ def test_a_method_that_never_protects_is_named_at_any_strength(tmp_path, monkeyp
     from dataclasses import replace
 
     _photo(tmp_path / "in")
-    monkeypatch.setitem(METHODS, "noise", replace(METHODS["noise"], never_protective=True, protective_strength=None))
+    monkeypatch.setitem(METHODS, "noise", replace(METHODS["noise"], never_protective=True, protective_strength=None,
+                                                  protective_note="1 protected both halves, the stronger 2 did not"))
     for extra in ([], ["--strength", "1"]):
         r = run_cli("run", tmp_path / "in" / "street.png", "-o", tmp_path / "noise.png", "--overwrite", "--method",
                     "noise", "-q", *extra)
         assert r.returncode == 0, r.stderr
         warnings = [line for line in r.stderr.splitlines() if line.startswith("deid: warning:")]
         assert len(warnings) == 1 and "no strength of noise" in warnings[0], r.stderr
+        assert "the stronger 2 did not" in warnings[0]  # the measurement's reason, from the file's note

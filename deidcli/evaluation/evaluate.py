@@ -55,7 +55,7 @@ from deidcli.photos import Photo, load_photos
 
 # Strengths from weak to strong (methods.md section 10), each to its end (svd rank 0, pca 0 and hypersphere radius 0
 # keep nothing of the face's own coefficients, solid 1.0 nothing of its pixels; noise 4 and impulse 0.95 drown it, k
-# 50 of the 100 gallery faces leaves two groups) and through its default. Points that told nothing new on the shared
+# 100 of the 100 gallery faces is the mean face) and through its default. Points that told nothing new on the shared
 # identities were left out (every face still found at the weak end, curves flat between neighbours), so that the 27
 # settings of the core methods run in about 10 minutes on 2 cores (a setting costs about 20 s of CPU there). Each
 # sweep ends early once two settings in a row protect.
@@ -69,7 +69,7 @@ SWEEPS: dict[str, tuple[float, ...]] = {
     "svd": (8, 0),
     "pca": (16, 0),
     "hypersphere": (8, 2, 0),
-    "ksame": (5, 20, 50),
+    "ksame": (5, 20, 50, 100),
     # the generative methods (where their models are built: make models)
     "autoencoder": (0, 0.5),
     "autoencoder-ap": (0.5, 1),

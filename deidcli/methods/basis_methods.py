@@ -77,7 +77,7 @@ def rebuild_faces(crops: torch.Tensor, inner: float, basis: FaceBasis, rebuild, 
 
     ``crops: (B, 3, H, W)`` in ``[0, 1]``; returns the same shape, clipped. The face square becomes the rebuilt face
     at the basis' resolution, in a blurred band; with ``residual`` only the change is added at full resolution and
-    the band is left alone (the hypersphere projection, which keeps the detail outside the basis).
+    the band is left alone (for a projection that keeps the detail outside the basis).
     """
     dtype = crops.dtype
     crops = crops.to(basis.mean.dtype)  # the basis is float32; float64 crops come back as float64
@@ -103,10 +103,14 @@ def pca_method(x, s, scale, g, color, inner, track, model: BasisModel):
 
 
 def hypersphere_method(x, s, scale, g, color, inner, track, model: BasisModel):
+    # The face is rebuilt from its projected coefficients alone (methods.md 2.3, kappa = 0): with the detail outside
+    # the basis kept (kappa = 1) dlib and FaceNet still named half the people even at radius 0, where nothing of
+    # the face's own coefficients is left.
     b = model.basis
     dims = min(HYPERSPHERE_DIMS, b.rank)
     return rebuild_faces(
-        x, inner, b, lambda v, small: hypersphere_project(v, b.mean, b.components, b.eigenvalues, s, dims), True
+        x, inner, b,
+        lambda v, small: hypersphere_project(v, b.mean, b.components, b.eigenvalues, s, dims, keep_residual=False),
     )
 
 

@@ -48,8 +48,10 @@ class Method:
     # The weakest strength measured to protect faces from dlib and FaceNet (PROTECTIVE_DEFAULTS, filled in at
     # import); None where it was not measured. `deid run` warns when a weaker one is asked for.
     protective_strength: float | None = None
-    # Measured, and no strength of its sweep protected (PROTECTIVE_DEFAULTS): `deid run` warns at any strength.
+    # Measured, and no strength of its sweep protected (PROTECTIVE_DEFAULTS): `deid run` warns at any strength,
+    # with the measurement's note (what did and did not protect).
     never_protective: bool = False
+    protective_note: str = ""
 
     def bind(self, model: Any) -> "Method":
         """This method with its model (a ``BasisModel``) and that model's per-run state."""
@@ -142,19 +144,22 @@ METHODS: dict[str, Method] = {
         ),
         Method("blur", 16.0, "Gaussian sigma in pixels at a 112 px face", "higher", False, _blur),
         Method("pixelate", 16.0, "mosaic cell size in pixels at a 112 px face", "higher", False, _pixelate),
-        Method("noise", 0.3, "standard deviation of additive Gaussian noise (0-1 intensity)", "higher", True, _noise),
-        Method("impulse", 0.3, "fraction of pixels set to salt or pepper", "higher", True, _impulse),
+        Method("noise", 4.0, "standard deviation of additive Gaussian noise, in 0-1 intensity units (it protects "
+               "only where it drowns the face: 4)", "higher", True, _noise),
+        Method("impulse", 0.95, "fraction of pixels set to salt or pepper", "higher", True, _impulse),
         Method("solid", 1.0, "opacity of the fill colour (below 1 with black = darkening)", "higher", False, _solid),
         Method("svd", 0.0, "rank kept of each colour channel, at a 112 px face", "lower", False, _svd),
         Method(
             "pca", 0.0, "eigenfaces kept (0 = the mean face)", "lower", False, basis_methods.pca_method, "basis"
         ),
         Method(
-            "hypersphere", 8.0, "radius in whitened eigenface space (64 dims; typical face about 8)", "lower",
+            "hypersphere", 0.0, "radius in whitened eigenface space (64 dims; a typical face about 8, 0 the mean "
+            "face); the face is rebuilt from the projected coefficients", "lower",
             False, basis_methods.hypersphere_method, "basis",
         ),
         Method(
-            "ksame", 5.0, "k: each face becomes the mean of at least k gallery faces", "higher", False,
+            "ksame", 100.0, "k: each face becomes the mean of at least k of the basis' gallery faces (100 bundled)",
+            "higher", False,
             basis_methods.ksame_method, "basis",
         ),
         Method(
@@ -187,6 +192,28 @@ METHODS: dict[str, Method] = {
 
     )
 }
+
+
+def unavailable(name: str) -> str | None:
+    """Why method ``name`` cannot run with its default model here (one line), or None: the generative methods need
+    the ``generative`` extra and, all but ``replace``, a model built by ``deid train``."""
+    from deidcli.errors import ModelUnavailableError
+
+    needs = METHODS[name].needs
+    if needs not in ("generative", "donors"):
+        return None
+    from deidcli.generative import synthetic
+
+    try:
+        synthetic.weights_path()
+    except ModelUnavailableError as exc:
+        return str(exc)
+    if needs == "generative":
+        from deidcli.generative.model import default_model_path
+
+        if not default_model_path(name).is_file():
+            return f"no model {default_model_path(name)}: build it with deid train {name} (or make models)"
+    return None
 
 
 def get_method(
@@ -258,7 +285,8 @@ def _apply_measured(measured: dict[str, dict]) -> None:
     """Fill in each method's measured protective strength, or mark it as never protective (the file read once)."""
     strengths, never = _strengths(measured), _never(measured)
     for name in METHODS.keys() & (strengths.keys() | never):
-        METHODS[name] = replace(METHODS[name], protective_strength=strengths.get(name), never_protective=name in never)
+        METHODS[name] = replace(METHODS[name], protective_strength=strengths.get(name), never_protective=name in never,
+                                protective_note=str(measured[name].get("note", "")) if name in never else "")
 
 
 _apply_measured(_measured(PROTECTIVE_DEFAULTS))
