@@ -74,6 +74,7 @@ class GenerativeModel:
     @classmethod
     def load(cls, path: Path | None, kind: str, device: torch.device | str = "cpu") -> "GenerativeModel":
         """The model at ``path`` (default: the cache's ``<kind>.pt``); one line saying how to build it if absent."""
+        synthetic.weights_path()  # without the generative extra, say so before asking for a model it cannot build
         default = path is None
         path = default_model_path(kind) if default else Path(path)
         if not path.is_file():

