@@ -304,3 +304,12 @@ def test_report_shows_measured_chance_and_the_weakest_strength_that_protects(tmp
 def test_evaluate_rejects_an_unknown_split(tmp_path):
     r = run_deid("evaluate", "--identities", str(tmp_path), "-m", "blur", "--split", "test", "-o", str(tmp_path / "o"))
     assert r.returncode == 2 and "split must be one of tune, confirm, all" in r.stderr
+
+
+def test_examples_show_one_photo_of_each_person_first():
+    from deidcli.evaluation.evaluate import _example_indices
+
+    ids = np.array(["a", "a", "b", "a", "c", "c"])
+    assert _example_indices(ids, 2) == [0, 2]
+    assert _example_indices(ids, 4) == [0, 1, 2, 4]  # a, b, c, then the next photo
+    assert _example_indices(ids, 10) == list(range(6))

@@ -267,15 +267,16 @@ def evaluate(
     thresholds = {name: b["threshold"] for name, b in baseline.items()}
     result = Evaluation(str(folder), len(photos), len(set(ids)), skipped, far, baseline, [], split=split,
                         full_sweep=full_sweep)
-    result.originals = [box_region(p.image, scale_boxes(p.box[None], mask_scale)[0]).copy()
-                        for _, p in photos[:examples]]
+    shown = _example_indices(ids, examples)
+    result.originals = [box_region(photos[n][1].image, scale_boxes(photos[n][1].box[None], mask_scale)[0]).copy()
+                        for n in shown]
     for name in methods:
         method = get_method(name, basis, device)
         sweep = [float(s) for s in sweep_of(name, strengths)]
         streak = 0
         for done, strength in enumerate(sweep, 1):
             setting = _one_setting(photos, ids, method, strength, mask_scale, detector, recognizers, clean,
-                                   profiles, thresholds, device, result.examples.setdefault((name, strength), []), examples)
+                                   profiles, thresholds, device, result.examples.setdefault((name, strength), []), shown)
             result.settings.append(setting)
             streak = streak + 1 if protects(setting) else 0
             stop = not full_sweep and streak >= STOP_AFTER
@@ -284,6 +285,13 @@ def evaluate(
             if stop:
                 break
     return result
+
+
+def _example_indices(ids: np.ndarray, count: int) -> list[int]:
+    """The photos the examples show: the first of each person while there are people, then the next ones."""
+    first = sorted(np.unique(ids, return_index=True)[1].tolist())
+    rest = [n for n in range(len(ids)) if n not in set(first)]
+    return sorted((first + rest)[:count])
 
 
 def sweep_of(method: str, strengths: Iterable[float] | Mapping[str, Iterable[float]] | None) -> tuple[float, ...]:
@@ -326,7 +334,7 @@ def _baseline(recognizers: list[Recognizer], clean: dict[str, np.ndarray], ids: 
 
 
 def _one_setting(photos: list[tuple[int, Photo]], ids, method, strength, mask_scale, detector, recognizers, clean,
-                 profiles: list[dict], thresholds, device, example_crops: list, examples: int) -> Setting:
+                 profiles: list[dict], thresholds, device, example_crops: list, shown: list[int]) -> Setting:
     style = RegionStyle(method, strength, mask_scale=mask_scale)
     q = {"pf": [], "sf": [], "pi": [], "si": []}
     detected = 0
@@ -348,7 +356,7 @@ def _one_setting(photos: list[tuple[int, Photo]], ids, method, strength, mask_sc
         kept.append(_profile(anon, p.box, landmarks))
         for net, r in networks.items():
             crops.setdefault(net, []).append(face_crops(anon, p.box[None], r))
-        if n < examples:
+        if n in shown:
             example_crops.append(b.copy())
     anon_embeds = _embed_all(recognizers, lambda r: _embed_crops(r, torch.cat(crops[_network(r)])))
     per_rec = {}
