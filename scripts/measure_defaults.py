@@ -71,10 +71,11 @@ def choose(sweep: list[float], tune: Evaluation, confirm: Evaluation, method: st
             entry["note"] = f"{weakest_tune:g} protected the tune half but not the confirm half"
     else:
         both_halves = [x for x, ok in zip(sweep, passes) if ok]
-        stronger = [x for x in sweep[sweep.index(both_halves[-1]) + 1:]] if both_halves else []
+        # the strongest that passed both halves is followed by one that did not (else it would be the default)
+        stronger = sweep[sweep.index(both_halves[-1]) + 1] if both_halves else None
         entry["note"] = ("no strength of the sweep protects the tune half" if weakest_tune is None else
                          "no strength of the sweep protects both halves" if not both_halves else
-                         f"{both_halves[-1]:g} protected both halves, the stronger {stronger[0]:g} did not")
+                         f"{both_halves[-1]:g} protected both halves, the stronger {stronger:g} did not")
     entry["sweep"] = {half: [_row(settings[x]) for x in sweep if x in settings]
                       for half, settings in (("tune", on_tune), ("confirm", on_confirm))}
     return entry

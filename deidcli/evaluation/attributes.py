@@ -92,11 +92,10 @@ def attribute_errors(originals: Sequence[dict], outputs: Sequence[dict]) -> dict
 
 def diversity(anonymized: np.ndarray, originals: np.ndarray) -> float:
     """``mean_{i != j} |e(x_p^i) - e(x_p^j)| / mean_{i != j} |e(x^i) - e(x^j)|`` over ``(N, D)`` embeddings."""
+    from scipy.spatial.distance import pdist
+
     def spread(e: np.ndarray) -> float:
-        e = np.asarray(e, dtype=np.float64)
-        d = np.sqrt(np.maximum(((e[:, None] - e[None]) ** 2).sum(-1), 0))
-        n = len(e)
-        return float(d.sum() / (n * (n - 1))) if n > 1 else float("nan")
+        return float(pdist(np.asarray(e, dtype=np.float64)).mean()) if len(e) > 1 else float("nan")
 
     base = spread(originals)
     return spread(anonymized) / base if base > 0 else float("nan")

@@ -289,9 +289,9 @@ def evaluate(
 
 def _example_indices(ids: np.ndarray, count: int) -> list[int]:
     """The photos the examples show: the first of each person while there are people, then the next ones."""
-    first = sorted(np.unique(ids, return_index=True)[1].tolist())
-    rest = [n for n in range(len(ids)) if n not in set(first)]
-    return sorted((first + rest)[:count])
+    first = set(np.unique(ids, return_index=True)[1].tolist())
+    order = sorted(range(len(ids)), key=lambda n: (n not in first, n))
+    return sorted(order[:count])
 
 
 def sweep_of(method: str, strengths: Iterable[float] | Mapping[str, Iterable[float]] | None) -> tuple[float, ...]:

@@ -36,16 +36,16 @@ def write_all(result: Evaluation, folder: Path) -> dict[str, Path]:
         "csv": folder / "evaluation.csv",
         "plot": folder / "tradeoff.png",
         "html": folder / "index.html",
-        "contact_sheet": folder / "contact_sheet.png",
     }
     files["json"].write_text(json.dumps(result.as_dict(), indent=2) + "\n")
     write_csv(result, files["csv"])
     plot_tradeoff(result, files["plot"])
     examples = write_examples(result, folder)
-    if not write_contact_sheet(result, files["contact_sheet"]):
-        del files["contact_sheet"]
+    sheet = folder / "contact_sheet.png"
+    if write_contact_sheet(result, sheet):
+        files["contact_sheet"] = sheet
     files["html"].write_text(html_page(result, files["plot"].name, examples,
-                                       files["contact_sheet"].name if "contact_sheet" in files else None))
+                                       sheet.name if "contact_sheet" in files else None))
     return files
 
 

@@ -72,12 +72,11 @@ def _square_feather(h: int, w: int, device: torch.device) -> torch.Tensor:
     return (ramp(h)[:, None] * ramp(w)[None, :])[None, None]
 
 
-def rebuild_faces(crops: torch.Tensor, inner: float, basis: FaceBasis, rebuild, residual: bool = False) -> torch.Tensor:
+def rebuild_faces(crops: torch.Tensor, inner: float, basis: FaceBasis, rebuild) -> torch.Tensor:
     """Apply ``rebuild(vectors (B, D), low-res RGB) -> vectors`` to the face square of every region crop.
 
     ``crops: (B, 3, H, W)`` in ``[0, 1]``; returns the same shape, clipped. The face square becomes the rebuilt face
-    at the basis' resolution, in a blurred band; with ``residual`` only the change is added at full resolution and
-    the band is left alone (for a projection that keeps the detail outside the basis).
+    at the basis' resolution, in a blurred band.
     """
     dtype = crops.dtype
     crops = crops.to(basis.mean.dtype)  # the basis is float32; float64 crops come back as float64
@@ -85,14 +84,10 @@ def rebuild_faces(crops: torch.Tensor, inner: float, basis: FaceBasis, rebuild, 
     y0, y1, x0, x1 = face_square(h, w, inner, basis.framing)
     faces = crops[..., y0:y1, x0:x1]
     v, small = to_vectors(faces, basis)
-    rebuilt = from_vectors(rebuild(v, small), small, basis, None if residual else CHROMA_SIZE)
+    rebuilt = from_vectors(rebuild(v, small), small, basis, CHROMA_SIZE)
     m = _square_feather(y1 - y0, x1 - x0, crops.device)
-    if residual:
-        out = crops.clone()
-        face = faces + resize(rebuilt - small, y1 - y0, x1 - x0)
-    else:
-        out = naive.fast_gaussian_blur(crops, BAND_BLUR * h / 112)
-        face = resize(rebuilt.clamp(0, 1), y1 - y0, x1 - x0)
+    out = naive.fast_gaussian_blur(crops, BAND_BLUR * h / 112)
+    face = resize(rebuilt.clamp(0, 1), y1 - y0, x1 - x0)
     out[..., y0:y1, x0:x1] = m * face + (1 - m) * out[..., y0:y1, x0:x1]
     return out.clamp(0, 1).to(dtype)
 
