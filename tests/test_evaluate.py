@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import socket
 
 import numpy as np
@@ -257,7 +258,7 @@ def test_sweep_ends_two_settings_after_it_first_protects(monkeypatch):
     # strength -> protects? Weak to strong, with a setting that protects once and then not again.
     plan = {1: kept, 2: gone, 3: kept, 4: gone, 5: gone, 6: gone, 7: gone}
     monkeypatch.setattr(ev, "_load", lambda folder, det, split: ([], []))
-    monkeypatch.setattr(ev, "_embed_all", lambda recs, embed: {})
+    monkeypatch.setattr(ev, "_embed_all", lambda recs, crops_of, aside=None: {})
     baseline = {r: {"threshold": 0.5, "chance_rank1": 0.1} for r in ("dlib", "facenet")}
     monkeypatch.setattr(ev, "_baseline", lambda *a: baseline)
     monkeypatch.setattr(ev, "get_method", lambda *a: None)
@@ -313,3 +314,42 @@ def test_examples_show_one_photo_of_each_person_first():
     assert _example_indices(ids, 2) == [0, 2]
     assert _example_indices(ids, 4) == [0, 1, 2, 4]  # a, b, c, then the next photo
     assert _example_indices(ids, 10) == list(range(6))
+
+
+@pytest.mark.parametrize("shape", [(12, 15, 3), (64, 48, 3), (300, 420, 3)])
+def test_ssim_is_scikit_images(shape):
+    from skimage.metrics import structural_similarity
+
+    rng = np.random.default_rng(2)
+    a = (rng.random(shape) * 255).astype(np.uint8)
+    b = np.clip(a.astype(int) + rng.integers(-60, 60, shape), 0, 255).astype(np.uint8)
+    b[: shape[0] // 3] = a[: shape[0] // 3]
+    expected = structural_similarity(a, b, channel_axis=2, data_range=255, gaussian_weights=True, sigma=1.5,
+                                     use_sample_covariance=False)
+    assert ssim(a, b) == pytest.approx(expected, abs=1e-6)
+
+
+class _Mean:
+    """A second 'network' beside dlib: the mean colour of each crop."""
+
+    name = "mean"
+
+    def embed(self, crops):
+        return crops.mean((2, 3))
+
+
+@pytest.mark.skipif((os.cpu_count() or 1) < 2, reason="one core: dlib runs in the main process")
+def test_dlib_in_its_worker_process_gives_the_same_embeddings():
+    from deidcli.evaluation import evaluate as ev
+    from deidcli.evaluation.recognizer import DlibRecognizer
+
+    recognizers = [DlibRecognizer(), _Mean()]
+    crops = torch.rand(5, 3, 200, 200, generator=torch.Generator().manual_seed(0))
+    here = ev._embed_all(recognizers, lambda r: crops)
+    with ev._dlib_aside(recognizers) as aside:
+        assert aside is not None
+        there = ev._embed_all(recognizers, lambda r: crops, aside)
+    assert set(there) == {"dlib", "mean"}
+    for name in here:
+        np.testing.assert_array_equal(here[name], there[name])
+    assert ev._dlib_aside(recognizers[:1]) is None  # alone, dlib runs here: nothing to run beside

@@ -24,7 +24,11 @@ setting's measured chance (a one-sided binomial test at 5%) and open-set rank-1 
 from __future__ import annotations
 
 import math
+import multiprocessing
+import os
 from collections.abc import Callable, Iterable, Mapping
+from contextlib import nullcontext
+from concurrent.futures import Executor, ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -47,7 +51,7 @@ from deidcli.evaluation.identification import (
 )
 from deidcli.evaluation.msvdd import MSVDDRecognizer, msvdd_identification
 from deidcli.evaluation.quality import box_region, changed_region_quality, psnr, psnr_from_mse, ssim
-from deidcli.evaluation.recognizer import Recognizer, face_crops
+from deidcli.evaluation.recognizer import DlibRecognizer, Recognizer, face_crops
 from deidcli.evaluation.split import in_split
 from deidcli.methods import get_method
 from deidcli.methods.regions import RegionStyle, anonymize_frame, scale_boxes
@@ -56,9 +60,10 @@ from deidcli.photos import Photo, load_photos
 # Strengths from weak to strong (methods.md section 10), each to its end (svd rank 0, pca 0 and hypersphere radius 0
 # keep nothing of the face's own coefficients, solid 1.0 nothing of its pixels; noise 4 and impulse 0.95 drown it, k
 # 100 of the 100 gallery faces is the mean face) and through its default. Points that told nothing new on the shared
-# identities were left out (every face still found at the weak end, curves flat between neighbours), so that the 27
-# settings of the core methods run in about 10 minutes on 2 cores (a setting costs about 20 s of CPU there). Each
-# sweep ends early once two settings in a row protect.
+# identities were left out (every face still found at the weak end, curves flat between neighbours), so that the 37
+# settings of every method, the generative ones included, run in under 10 minutes on 2 cores (a setting costs about
+# 12 s there, dlib's descriptors beside the rest in a process of their own). Each sweep ends early once two settings
+# in a row protect.
 SWEEPS: dict[str, tuple[float, ...]] = {
     "frost": (4, 8, 24),
     "blur": (5, 8, 16),
@@ -71,7 +76,7 @@ SWEEPS: dict[str, tuple[float, ...]] = {
     "hypersphere": (8, 2, 0),
     "ksame": (5, 20, 50, 100),
     # the generative methods (where their models are built: make models)
-    "autoencoder": (0, 0.5),
+    "autoencoder": (0, 0.5, 1),  # 1: the same mean face for everyone
     "autoencoder-ap": (0.5, 1),
     "gan": (0.5, 1),
     "replace": (0.75, 1),
@@ -85,6 +90,7 @@ PROTECT_RULE = ("for dlib and FaceNet alike: closed-set rank-1 not above that se
                 "<= chance_rank1), and open-set rank-1 (rank1_open) < 5%")
 STOP_AFTER = 2  # a sweep ends once this many settings in a row protect (unless full_sweep)
 EMBED_BATCH = 64  # crops per forward pass
+FOUND_SIDE = 320  # longest side of the crop the detector looks at for a face (twice the box)
 
 
 @dataclass
@@ -216,11 +222,13 @@ def _finite(d: dict) -> dict:
 
 def _found(detector: FaceDetector, image: np.ndarray, box: np.ndarray) -> tuple[bool, np.ndarray | None]:
     """Does the detector still find a face on ``box`` (IoU 0.5), and that face's ``(5, 2)`` landmarks (None without
-    them)? Run on twice the box around it (as in the full photo, faster)."""
+    them)? Run on twice the box around it (as in the full photo, faster), brought down to at most
+    :data:`FOUND_SIDE` pixels: the face is still 160 px, far above what the detector needs, and a large
+    photo's face costs a few times less."""
     h, w = image.shape[:2]
     x1, y1, x2, y2 = scale_boxes(box[None], 2.0)[0]
     x1, y1, x2, y2 = max(0, int(x1)), max(0, int(y1)), min(w, int(math.ceil(x2))), min(h, int(math.ceil(y2)))
-    found = detector.detect(np.ascontiguousarray(image[y1:y2, x1:x2]), 1.0)
+    found = detector.detect(np.ascontiguousarray(image[y1:y2, x1:x2]), min(1.0, FOUND_SIDE / max(x2 - x1, y2 - y1)))
     if not len(found):
         return False, None
     iou = box_iou(box[None] - np.array([x1, y1, x1, y1]), found.xyxy)[0]
@@ -259,9 +267,16 @@ def evaluate(
     setting ``on_step("method strength", n)`` says how many settings of the planned total are done (more than one
     when a sweep ended early).
     """
+    with _dlib_aside(recognizers) or nullcontext() as aside:
+        return _sweep(folder, detector, recognizers, methods, strengths, basis, far, mask_scale, examples, device,
+                      on_step, split, full_sweep, aside)
+
+
+def _sweep(folder, detector, recognizers, methods, strengths, basis, far, mask_scale, examples, device, on_step,
+           split, full_sweep, aside: Executor | None) -> Evaluation:
     photos, skipped = _load(folder, detector, split)
     ids = np.array([p.identity for _, p in photos])
-    clean = _embed_all(recognizers, lambda r: _embed_photos(r, [(p.image, p.box) for _, p in photos]))
+    clean = _embed_all(recognizers, lambda r: _face_crops(r, [(p.image, p.box) for _, p in photos]), aside)
     baseline = _baseline(recognizers, clean, ids, far)
     profiles = [_profile(p.image, p.box, _found(detector, p.image, p.box)[1]) for _, p in photos]
     thresholds = {name: b["threshold"] for name, b in baseline.items()}
@@ -276,7 +291,8 @@ def evaluate(
         streak = 0
         for done, strength in enumerate(sweep, 1):
             setting = _one_setting(photos, ids, method, strength, mask_scale, detector, recognizers, clean,
-                                   profiles, thresholds, device, result.examples.setdefault((name, strength), []), shown)
+                                   profiles, thresholds, device, result.examples.setdefault((name, strength), []),
+                                   shown, aside)
             result.settings.append(setting)
             streak = streak + 1 if protects(setting) else 0
             stop = not full_sweep and streak >= STOP_AFTER
@@ -334,7 +350,8 @@ def _baseline(recognizers: list[Recognizer], clean: dict[str, np.ndarray], ids: 
 
 
 def _one_setting(photos: list[tuple[int, Photo]], ids, method, strength, mask_scale, detector, recognizers, clean,
-                 profiles: list[dict], thresholds, device, example_crops: list, shown: list[int]) -> Setting:
+                 profiles: list[dict], thresholds, device, example_crops: list, shown: list[int],
+                 aside: Executor | None = None) -> Setting:
     style = RegionStyle(method, strength, mask_scale=mask_scale)
     q = {"pf": [], "sf": [], "pi": [], "si": []}
     detected = 0
@@ -358,7 +375,7 @@ def _one_setting(photos: list[tuple[int, Photo]], ids, method, strength, mask_sc
             crops.setdefault(net, []).append(face_crops(anon, p.box[None], r))
         if n in shown:
             example_crops.append(b.copy())
-    anon_embeds = _embed_all(recognizers, lambda r: _embed_crops(r, torch.cat(crops[_network(r)])))
+    anon_embeds = _embed_all(recognizers, lambda r: torch.cat(crops[_network(r)]), aside)
     per_rec = {}
     for r in recognizers:
         e, gallery = anon_embeds[r.name], clean[r.name]
@@ -392,10 +409,43 @@ def _networks(recognizers: list[Recognizer]) -> dict[str, Recognizer]:
     return out
 
 
-def _embed_all(recognizers: list[Recognizer], embed: Callable[[Recognizer], np.ndarray]) -> dict[str, np.ndarray]:
-    """``embed(r)`` for each recognizer by name, once per network (M-SVDD reuses its base's embeddings)."""
-    by_network = {net: embed(r) for net, r in _networks(recognizers).items()}
+def _embed_all(recognizers: list[Recognizer], crops_of: Callable[[Recognizer], torch.Tensor],
+               aside: Executor | None = None) -> dict[str, np.ndarray]:
+    """Embeddings ``(N, D)`` of ``crops_of(r)`` for each recognizer by name, once per network (M-SVDD reuses its
+    base's embeddings); dlib's in the ``aside`` worker process when there is one (:func:`_dlib_aside`), at the same
+    time as the others here."""
+    networks = _networks(recognizers)
+    pending = {net: aside.submit(_dlib_in_worker, _as_bytes(crops_of(r))) for net, r in networks.items()
+               if aside is not None and isinstance(r, DlibRecognizer)}
+    by_network = {net: _embed_crops(r, crops_of(r)) for net, r in networks.items() if net not in pending}
+    by_network.update({net: job.result() for net, job in pending.items()})
     return {r.name: by_network[_network(r)] for r in recognizers}
+
+
+def _dlib_aside(recognizers: list[Recognizer]) -> Executor | None:
+    """A worker process for dlib's descriptors, when dlib is measured beside another network and there is a core
+    for it. dlib holds the GIL for a whole batch (a thread ran no faster), so on 2 cores it needs a process of its
+    own to run beside FaceNet: a setting then costs about FaceNet's time or dlib's, not both."""
+    networks = _networks(recognizers).values()
+    if len(networks) < 2 or (os.cpu_count() or 1) < 2 or not any(isinstance(r, DlibRecognizer) for r in networks):
+        return None
+    return ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"), initializer=_start_dlib_worker)
+
+
+_WORKER: dict[str, DlibRecognizer] = {}  # inside the worker process only: its one dlib model, loaded once
+
+
+def _start_dlib_worker() -> None:
+    _WORKER["dlib"] = DlibRecognizer()
+
+
+def _dlib_in_worker(crops: torch.Tensor) -> np.ndarray:
+    return _embed_crops(_WORKER["dlib"], crops.float() / 255)
+
+
+def _as_bytes(crops: torch.Tensor) -> torch.Tensor:
+    """Crops in ``[0, 1]`` as the 8-bit pixels dlib reads anyway: a quarter of the bytes to send to the worker."""
+    return (crops.clamp(0, 1) * 255).round().byte()
 
 
 def _embed_crops(r: Recognizer, crops: torch.Tensor) -> np.ndarray:
@@ -407,9 +457,9 @@ def _embed_crops(r: Recognizer, crops: torch.Tensor) -> np.ndarray:
                                for k in range(0, len(crops), EMBED_BATCH)])
 
 
-def _embed_photos(r: Recognizer, faces: list[tuple[np.ndarray, np.ndarray]]) -> np.ndarray:
-    """``(N, D)`` embeddings of the face at ``box: (4,)`` in each ``(image, box)``."""
-    return _embed_crops(r, torch.cat([face_crops(image, box[None], r) for image, box in faces]))
+def _face_crops(r: Recognizer, faces: list[tuple[np.ndarray, np.ndarray]]) -> torch.Tensor:
+    """``r``'s crops ``(N, 3, size, size)`` of the face at ``box: (4,)`` in each ``(image, box)``."""
+    return torch.cat([face_crops(image, box[None], r) for image, box in faces])
 
 
 def _msvdd(rec: Recognizer, probes: np.ndarray, gallery: np.ndarray, ids: np.ndarray) -> dict[str, float]:
