@@ -38,7 +38,7 @@ bench: install
 	$(BIN)/python bench/method_speed.py
 	$(BIN)/python bench/batch_jobs.py
 
-# Every method's privacy against quality on the shared identities, dlib and FaceNet (10 min on 2 cores): out/evaluation/
+# Every method's privacy against quality on the shared identities, dlib and FaceNet (8.5 min on 2 cores): out/evaluation/
 evaluate: install
 	$(BIN)/deid evaluate --identities ../shared/data/identities -o out/evaluation
 

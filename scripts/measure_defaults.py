@@ -68,7 +68,11 @@ def choose(sweep: list[float], tune: Evaluation, confirm: Evaluation, method: st
     if both is not None:
         entry.update(default=both, tune=protect_summary(on_tune[both]), confirm=protect_summary(on_confirm[both]))
         if both != weakest_tune:
-            entry["note"] = f"{weakest_tune:g} protected the tune half but not the confirm half"
+            i = sweep.index(weakest_tune)
+            failing = next(x for x, ok in zip(sweep[i:], passes[i:]) if not ok)
+            entry["note"] = (f"{weakest_tune:g} protected the tune half but not the confirm half"
+                             if failing == weakest_tune
+                             else f"{weakest_tune:g} protected both halves, the stronger {failing:g} did not")
     else:
         both_halves = [x for x, ok in zip(sweep, passes) if ok]
         # the strongest that passed both halves is followed by one that did not (else it would be the default)

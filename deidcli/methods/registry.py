@@ -172,7 +172,8 @@ METHODS: dict[str, Method] = {
             faces_only=True, min_change=0.0,
         ),
         Method(
-            "autoencoder", 0.0, "how far the face's code moves to the mean code (0-1)", "higher", False,
+            "autoencoder", 1.0, "how far the face's code moves to the mean code (0-1; 1: one mean face for all)",
+            "higher", False,
             generative_methods.autoencoder_method, "generative", natural=True, uses_landmarks=True,
         ),
         Method(
