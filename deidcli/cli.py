@@ -637,8 +637,10 @@ def _train(kind: str, faces: Optional[Path], output: Optional[Path], steps: Opti
         model = train(kind, crops, steps, seed, on_step)
     model.save(output)
     info = model.info
-    typer.echo(f"{output}: {kind} trained in {info['seconds']:.0f} s ({info['steps']} steps) on {info['data']}; "
-               f"data licence: {info['licence']}")
+    own = {"autoencoder-ap": "ap_", "gan": "gan_"}.get(kind, "")  # its own stage; the base autoencoder's is apart
+    base = f", {info['seconds']:.0f} s with its base autoencoder" if own else ""
+    typer.echo(f"{output}: {kind} trained in {info[own + 'seconds']:.0f} s ({info[own + 'steps']} steps{base}) on "
+               f"{info['data']}; data licence: {info['licence']}")
 
 
 # The options every `deid train` command shares.
