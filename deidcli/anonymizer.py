@@ -11,7 +11,8 @@ import torch
 from deidcli.config import DeidConfig
 from deidcli.consent import ConsentGallery, ConsentLog, split_consented
 from deidcli.detection import FaceDetector, build_detector, inference_scale
-from deidcli.detection.tiling import TiledDetector
+from deidcli.detection.keyframes import search_around
+from deidcli.detection.tiling import TiledDetector, merge, parse_tile
 from deidcli.detection.yolo import YoloDetector
 from deidcli.detections import Detections
 from deidcli.errors import ConfigError, ModelUnavailableError
@@ -88,20 +89,55 @@ class FrameAnonymizer:
         """Every target in ``image`` (H x W x 3 RGB, uint8 or 16-bit), in its pixel coordinates; class ids as in
         TARGETS."""
         image = eight_bit(image)
+        parts = [self._detect_target(image, target) for target in self.detectors]
+        return parts[0] if len(parts) == 1 else _concat(parts)
+
+    def _detect_target(self, image: np.ndarray, target: str) -> Detections:
         h, w = image.shape[:2]
-        parts = []
-        for target, det in self.detectors.items():
-            scale = inference_scale(w, h, self.scale, self.max_side) if target == "face" else 1.0
-            d = det.detect(image, scale)
-            d.class_id[:] = CLASS_ID[target]
-            parts.append(d)
-        if len(parts) == 1:
-            return parts[0]
-        return Detections(
-            np.concatenate([p.xyxy for p in parts]),
-            np.concatenate([p.confidence for p in parts]),
-            np.concatenate([p.class_id for p in parts]),
-        )
+        scale = inference_scale(w, h, self.scale, self.max_side) if target == "face" else 1.0
+        d = self.detectors[target].detect(image, scale)
+        d.class_id[:] = CLASS_ID[target]
+        return d
+
+    def detect_keyframe(self, image: np.ndarray) -> tuple[Detections, Detections]:
+        """:meth:`detect`'s regions, and the faces that scored just under the threshold (only where the face
+        detector can tell: CenterFace on the whole frame), which deidcli/detection/keyframes.py searches for on the
+        frames it does not detect whole: a face that flickers across the threshold is still found there."""
+        det = self.detectors.get("face")
+        if not hasattr(det, "detect_with_candidates"):
+            return self.detect(image), Detections.empty()
+        image = eight_bit(image)
+        h, w = image.shape[:2]
+        faces, candidates = det.detect_with_candidates(image, inference_scale(w, h, self.scale, self.max_side))
+        faces.class_id[:] = candidates.class_id[:] = CLASS_ID["face"]
+        others = [self._detect_target(image, t) for t in self.detectors if t != "face"]
+        return (_concat([faces, *others]) if others else faces), candidates
+
+    def torch_threads(self) -> int:
+        """Threads torch should use for this anonymizer's regions: one on the CPU when every method is a light
+        per-region filter (a face is a few thousand pixels: a second thread only waited, spinning against the
+        detector and the encoder; the street clip ran in 14.6 s with one against 22.5 s with two), all cores for
+        networks (the generative and adversarial methods)."""
+        light = all(style.method.needs in (None, "basis") for style in self.styles.values())
+        return 1 if light and self.device.type == "cpu" else torch.get_num_threads()
+
+    def detect_near(self, image: np.ndarray, near: Detections) -> Detections | None:
+        """The faces in crops of ``image`` around the boxes of ``near`` (:func:`search_around`), at the scale
+        :meth:`detect` runs the whole frame at; ``None`` when ``near`` holds another target (YOLO letterboxes
+        every input to its own size, so a crop would not be searched as the frame is: detect the whole frame)."""
+        face = CLASS_ID["face"]
+        if "face" not in self.detectors or (near.class_id != face).any():
+            return None
+        image = eight_bit(image)
+        h, w = image.shape[:2]
+        det, scales = self.detectors["face"], [inference_scale(w, h, self.scale, self.max_side)]
+        if isinstance(det, TiledDetector):  # a crop needs no tiles: the whole-frame pass is the base detector's
+            if parse_tile(det.tile, w, h, det.max_side) is not None:
+                scales.append(det.tile_scale)  # and the tiles' finer scale finds what they found
+            det = det.base
+        found = merge([search_around(det, image, near.xyxy, s) for s in scales], 0.3)
+        found.class_id[:] = face
+        return found
 
     def anonymize(self, image: np.ndarray, dets: Detections, index: int = 0, consent_log: ConsentLog | None = None,
                   fallbacks: FallbackLog | None = None) -> np.ndarray:
@@ -122,3 +158,12 @@ class FrameAnonymizer:
         """Detect and anonymize one image on its own (no tracking): the anonymized copy and what was found."""
         dets = self.detect(image)
         return self.anonymize(image, dets, index, consent_log, fallbacks), dets
+
+
+def _concat(parts: list[Detections]) -> Detections:
+    """One record of several targets' detections (landmarks only where every part has them: faces alone)."""
+    return Detections(
+        np.concatenate([p.xyxy for p in parts]),
+        np.concatenate([p.confidence for p in parts]),
+        np.concatenate([p.class_id for p in parts]),
+    )

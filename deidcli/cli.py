@@ -124,6 +124,12 @@ def run(
     tile_scale: Annotated[
         Optional[float], typer.Option(help="Enlarge tiles by this before detection (2 finds faces of ~6 px; slower).")
     ] = None,
+    detect_every: Annotated[
+        Optional[int],
+        typer.Option(help="Detect the whole of every N-th frame (default 2, at most 8); a frame between gets the "
+                          "faces both sides found, interpolated, and is searched in crops around every other face or "
+                          "near miss either side had. 1: every frame."),
+    ] = None,
     track: Annotated[
         Optional[bool],
         typer.Option("--track/--no-track", help="Track faces and cover the frames the detector missed (default on)."),
@@ -157,6 +163,8 @@ def run(
     ] = None,
 ) -> None:
     """Anonymize every face in the inputs and write new files; inputs are never modified."""
+    import torch
+
     from deidcli.anonymizer import FrameAnonymizer
     from deidcli.config import load_config
     from deidcli.media import plan_jobs
@@ -171,7 +179,7 @@ def run(
         model=model, donors=str(donors) if donors else None,
         consented=str(consented) if consented else None, consent_distance=consent_distance, mask_shape=mask_shape, mask_scale=mask_scale, color=_parse_color(color),
         detector=detector, threshold=threshold, scale=scale, tile=tile, tile_scale=tile_scale, device=device,
-        track=track, lookahead_s=lookahead,
+        detect_every=detect_every, track=track, lookahead_s=lookahead,
         hold_s=hold, codec=codec, crf=crf, preset=preset,
         seed=seed, strip_metadata=strip_metadata or None, overwrite=overwrite or None, audit=audit or None,
         fail_on_leak=fail_on_leak,
@@ -183,6 +191,7 @@ def run(
     for folder in {j.dst.parent for j in jobs}:  # what runs killed with kill -9 left behind
         remove_stale_temporaries(folder, recursive=False)
     anonymizer = FrameAnonymizer.from_config(cfg)  # models and --consented photos load before the bar appears
+    torch.set_num_threads(anonymizer.torch_threads())
     with FrameProgress(enabled=not quiet) as bar:
         results = run_jobs(jobs, cfg, anonymizer, on_start=bar.start, on_advance=bar.advance, detections=detections)
     leaked = []
@@ -335,6 +344,9 @@ def detect(
     plate_model: Annotated[Optional[str], typer.Option(help="YOLO licence-plate model.")] = None,
     scale: Annotated[Optional[str], typer.Option(help="Inference scale: 'auto' or a factor.")] = None,
     tile: Annotated[Optional[str], typer.Option(help="Sliced inference: auto, off or WxH.")] = None,
+    detect_every: Annotated[
+        Optional[int], typer.Option(help="Detect every N-th frame where both sides agree (default 2; 1: every one).")
+    ] = None,
     track: Annotated[Optional[bool], typer.Option("--track/--no-track", help="Track and fill gaps (default on).")] = None,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing file.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
@@ -353,7 +365,8 @@ def detect(
     if not video.is_file():
         raise InputNotFoundError(f"{video}: no such file")
     cfg = load_config(config).with_overrides(
-        detector=detector, threshold=threshold, scale=scale, tile=tile, track=track, overwrite=overwrite or None,
+        detector=detector, threshold=threshold, scale=scale, tile=tile, detect_every=detect_every, track=track,
+        overwrite=overwrite or None,
         targets=targets, body_model=body_model, plate_model=plate_model,
     )
     dst = output or video.with_name(video.name + ".detections.jsonl")

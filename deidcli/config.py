@@ -28,6 +28,7 @@ class DeidConfig:
     max_side: int = 960
     tile: str = "auto"  # sliced inference: "auto" (frames over 2 x max_side), "off" or "WxH"
     tile_scale: float = 1.0  # enlarge each tile by this before detection (2 finds faces of ~6 px)
+    detect_every: int = 2  # detect every N-th frame, and the frames between where the two sides disagree (keyframes.py)
     # tracking: cover the frames around each detection (see deidcli/tracking/coverage.py)
     track: bool = True
     lookahead_s: float = 0.5  # frames held back for filling gaps backwards
@@ -100,6 +101,8 @@ class DeidConfig:
             w, _, h = str(self.tile).lower().partition("x")
             if not (w.isdigit() and h.isdigit() and int(w) >= 64 and int(h) >= 64):
                 raise ConfigError("tile must be auto, off or WxH with sides of at least 64 px (e.g. 1280x1280)")
+        if not 1 <= self.detect_every <= 8:
+            raise ConfigError("detect every must be between 1 (every frame) and 8")
         if self.audit_every < 1:
             raise ConfigError("audit every must be at least 1")
         if self.fail_on_leak is not None and not 0 <= self.fail_on_leak <= 1:

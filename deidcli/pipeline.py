@@ -18,6 +18,7 @@ from deidcli.anonymizer import FrameAnonymizer
 from deidcli.config import DeidConfig
 from deidcli.consent import ConsentLog
 from deidcli.covers import cover_suffix, read_cover, write_cover
+from deidcli.detection.keyframes import KeyframeCount, keyframe_detections
 from deidcli.detections import Detections
 from deidcli.detections_io import frame_line, header, read_detections
 from deidcli.errors import DecodeError, DeidError, InvalidMediaError
@@ -59,6 +60,7 @@ class FileResult:
     consent: ConsentLog = field(default_factory=ConsentLog)  # faces left visible under --consented
     detections_by_target: dict[str, int] = field(default_factory=dict)
     fallbacks: FallbackLog = field(default_factory=FallbackLog)  # regions a method could not do: frosted instead
+    keyframes: KeyframeCount = field(default_factory=KeyframeCount)  # how each frame's regions were found
     notes: list[str] = field(default_factory=list)  # streams converted or left out, pixel formats, and why
     streams: list[dict] = field(default_factory=list)  # what the output holds of each source stream
     other_video: list[dict] = field(default_factory=list)  # the file's other video streams, anonymized too
@@ -93,6 +95,9 @@ class FileResult:
             "detections_by_target": self.detections_by_target,
             "frames_with_faces": int(sum(1 for n in self.faces_per_frame if n)),
             "faces_per_frame": self.faces_per_frame,
+            "frames_detected": self.keyframes.detected,
+            "frames_interpolated": self.keyframes.interpolated,
+            "frames_searched": self.keyframes.searched,
             "regions_per_frame": self.regions_per_frame,
             "filled_regions": int(sum(self.regions_per_frame) - sum(self.faces_per_frame)),
             "tracks": [
@@ -149,8 +154,8 @@ def tracked_regions(
     coverage: TemporalCoverage[Frame] = TemporalCoverage(
         CoverageSettings.for_rate(frame_rate, cfg.lookahead_s, cfg.hold_s)
     )
-    for frame in frames:
-        dets = anonymizer.detect(frame.image)
+    for frame, dets in keyframe_detections(frames, lambda f: f.image, anonymizer.detect_keyframe, cfg.detect_every,
+                                           result.keyframes, anonymizer.detect_near):
         result.count(dets)
         if tracker is not None:
             dets.tracker_id = tracker.update(dets)
@@ -174,23 +179,24 @@ def stored_regions(
         raise InvalidMediaError(f"{path}: holds more frames than the video; was it made for another file?")
 
 
-class _Decoder:
-    """The decode stage: a thread filling a bounded queue, read back as a plain iterator."""
+class _Producer:
+    """A stage that runs an iterator (the decoder's frames, the detector's regions) in its own thread into a
+    bounded queue, read back as a plain iterator."""
 
-    def __init__(self, reader: VideoReader, stop: threading.Event) -> None:
+    def __init__(self, items: Iterable, stop: threading.Event) -> None:
         self.queue: queue.Queue = queue.Queue(QUEUE_FRAMES)
-        self._reader, self._stop = reader, stop
+        self._items, self._stop = items, stop
         self.stage = _Stage(self._run)
 
     def _run(self) -> None:
-        for frame in self._reader.frames():
-            if not _put(self.queue, frame, self._stop):
+        for item in self._items:
+            if not _put(self.queue, item, self._stop):
                 return
         _put(self.queue, _DONE, self._stop)
 
-    def frames(self, stages: list[_Stage]) -> Iterator[Frame]:
+    def items(self, stages: list[_Stage]) -> Iterator:
         while True:
-            item = _get(self.queue, stages)
+            item = _get(self.queue, stages, self.stage)
             if item is _DONE:
                 return
             yield item
@@ -209,7 +215,7 @@ def _anonymize_stream(
     failure) before this returns."""
     info = reader.info
     stop = threading.Event()
-    decoder = _Decoder(reader, stop)
+    decoder = _Producer(reader.frames(), stop)
     done: queue.Queue = queue.Queue(QUEUE_FRAMES)
 
     def write() -> None:
@@ -224,15 +230,19 @@ def _anonymize_stream(
             writer.write(image, pts)
 
     stages = [decoder.stage, _Stage(write)]
-    for s in stages:
-        s.start()
-    frames = decoder.frames(stages)
+    frames = decoder.items(stages)
     if detections is not None:
         regions = stored_regions(frames, detections, info, result)
     else:
         regions = tracked_regions(frames, anonymizer, cfg, info.frame_rate, result)
+    # Detection and tracking in a thread of their own, so the detector's next frame overlaps this frame's
+    # anonymization (both release the GIL): on 2 cores the main thread had done them one after the other.
+    found = _Producer(regions, stop)
+    stages.append(found.stage)
+    for s in stages:
+        s.start()
     try:
-        for frame, dets in regions:
+        for frame, dets in found.items(stages):
             image = anonymizer.anonymize(frame.image, dets, frame.index, result.consent, result.fallbacks)
             result.regions_per_frame.append(len(dets))
             if not _put_checked(done, (image, frame.pts), stages):
@@ -368,12 +378,12 @@ def detect_video(
     if on_start:
         on_start(info.frames or None, src.name)
     stop = threading.Event()
-    decoder = _Decoder(reader, stop)
+    decoder = _Producer(reader.frames(), stop)
     decoder.stage.start()
     try:
         with atomic_output(dst, cfg.overwrite, src) as tmp, open(tmp, "w") as fh:
             fh.write(json.dumps(header(src, info.width, info.height, info.frames, _fps(info))) + "\n")
-            for frame, dets in tracked_regions(decoder.frames([decoder.stage]), anonymizer, cfg, info.frame_rate, result):
+            for frame, dets in tracked_regions(decoder.items([decoder.stage]), anonymizer, cfg, info.frame_rate, result):
                 time_s = None if frame.pts is None else float(frame.pts * info.time_base)
                 fh.write(frame_line(frame.index, time_s, dets))
                 result.regions_per_frame.append(len(dets))
@@ -391,15 +401,17 @@ def _fps(info) -> float | None:
     return float(info.frame_rate) if info.frame_rate else None
 
 
-def _get(q: queue.Queue, stages: list[_Stage]):
+def _get(q: queue.Queue, stages: list[_Stage], source: _Stage | None = None):
+    """The next item of ``q``, filled by the ``source`` stage (the decoder, ``stages[0]``, by default)."""
+    source = source or stages[0]
     while True:
         _raise_stage_errors(stages)
         try:
             return q.get(timeout=0.1)
         except queue.Empty:
-            if not stages[0].is_alive() and q.empty():
+            if not source.is_alive() and q.empty():
                 _raise_stage_errors(stages)
-                raise DeidError("decoder stopped without finishing the video") from None
+                raise DeidError("a stage stopped without finishing the video") from None
 
 
 def _put_checked(q: queue.Queue, item, stages: list[_Stage]) -> bool:

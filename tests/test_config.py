@@ -34,7 +34,8 @@ def test_flags_override_preset():
 
 @pytest.mark.parametrize(
     "values",
-    [{"mask_scale": 0.5}, {"crf": 99}, {"scale": "big"}, {"device": "tpu"}, {"tile": "12x12"}, {"threshold": 1.5}],
+    [{"mask_scale": 0.5}, {"crf": 99}, {"scale": "big"}, {"device": "tpu"}, {"tile": "12x12"}, {"threshold": 1.5},
+     {"detect_every": 0}, {"detect_every": 9}],
 )
 def test_bad_values_are_refused(values):
     with pytest.raises(ConfigError):

@@ -119,3 +119,40 @@ def test_audit_finds_no_leak_and_fewer_than_deface(street, tmp_path):
     assert theirs["faces_checked"] == ours["faces_checked"]
     assert ours["leak_rate"] < theirs["leak_rate"], (ours["leak_rate"], theirs["leak_rate"])
     assert ours["median_ssim"] < theirs["median_ssim"]
+
+
+def _covered(box: np.ndarray, regions: np.ndarray, scale: float) -> float:
+    """The share of ``box`` inside the anonymized ellipses of ``regions`` (each grown by ``scale``), on an 8x8 grid."""
+    xs, ys = np.meshgrid(np.linspace(box[0], box[2], 8), np.linspace(box[1], box[3], 8))
+    inside = np.zeros(xs.shape, dtype=bool)
+    for x1, y1, x2, y2 in regions:
+        ax, ay = (x2 - x1) / 2 * scale, (y2 - y1) / 2 * scale
+        inside |= ((xs - (x1 + x2) / 2) / ax) ** 2 + ((ys - (y1 + y2) / 2) / ay) ** 2 <= 0.96**2  # inside the feather
+    return float(inside.mean())
+
+
+def test_detecting_every_other_frame_covers_the_faces_found_on_every_frame():
+    """With detection on every 2nd frame (the default: the rest interpolated, or searched where the two sides
+    disagree), the regions after tracking cover the faces the detector finds when it runs on every frame: at
+    least half of each, except a few the detector itself barely believes (under 0.3 against its threshold 0.2)."""
+    from deidcli.pipeline import FileResult, tracked_regions
+    from deidcli.video import VideoReader
+
+    cfg = DeidConfig()
+    assert cfg.detect_every == 2
+    anonymizer = FrameAnonymizer.from_config(cfg)
+    reader = VideoReader(shared("videos", "street_faces_1080p.mp4"))
+    result = FileResult("street", "out", "video")
+    frames = list(reader.frames())
+    strided = list(tracked_regions(frames, anonymizer, cfg, reader.info.frame_rate, result))
+    assert [f.index for f, _ in strided] == [f.index for f in frames]
+    k = result.keyframes
+    assert k.detected <= len(frames) // 2 + 1 and k.detected + k.searched + k.interpolated == len(frames)
+    uncovered, total = [], 0
+    for (frame, regions), truth in zip(strided, map(anonymizer.detect, (f.image for f in frames))):
+        for box, score in zip(truth.xyxy, truth.confidence):
+            total += 1
+            if _covered(box, regions.xyxy, cfg.mask_scale) < 0.5:
+                uncovered.append((frame.index, round(float(score), 2)))
+    assert total > 1000 and len(uncovered) <= 0.01 * total, uncovered
+    assert all(score < 0.3 for _, score in uncovered), uncovered

@@ -46,6 +46,7 @@ def test_sample_clip_end_to_end(tmp_path, sample):
     assert min(f["faces_per_frame"]) >= 1, "the astronaut's face must be found in every frame"
     assert f["tracks"] and f["tracks"][0]["detected_frames"] >= 70, "one track follows her through the clip"
     assert len(f["regions_per_frame"]) == 75
+    assert f["frames_detected"] <= 39 and f["frames_detected"] + f["frames_searched"] + f["frames_interpolated"] == 75
     assert f["fps"] > 0
 
 

