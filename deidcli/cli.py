@@ -66,8 +66,9 @@ def run(
         typer.Option("--method", "-m", help="No face left, nothing natural: frost (default: blur + grain), blur, "
                      "pixelate, noise, impulse, solid, svd. A face-like look (eigenfaces): pca, ksame, hypersphere. "
                      "A natural face, made or a donor's: autoencoder, autoencoder-ap, gan, replace. The real "
-                     "face, hidden from machines only: ifgvm (recognizers), dedetect (detectors). Per target: "
-                     "face=frost,plate=solid."),
+                     "face, hidden from machines only: ifgvm (recognizers), dedetect (detectors); slow on a CPU: "
+                     "ifgvm about 1.5 min a face, dedetect 2-10 min a 512 px frame, longer for larger ones "
+                     "(2 cores). Per target: face=frost,plate=solid."),
     ] = None,
     strength: Annotated[
         Optional[str],
