@@ -152,3 +152,41 @@ def test_search_around_finds_a_real_face_in_its_crop():
     assert len(whole) >= 6
     found = search_around(det, image, whole.xyxy[:1], 0.5)
     assert len(found) >= 1 and box_iou(found.xyxy[:1], whole.xyxy[:1])[0, 0] > 0.8
+
+
+def _mosaic(rows: int, cols: int) -> np.ndarray:
+    from skimage import data
+
+    return np.ascontiguousarray(np.tile(data.astronaut(), (rows, cols, 1)))
+
+
+def test_keyframe_detection_is_detect_plus_the_near_misses():
+    """NMS keeps a box whatever lower-scored ones do, so asking for near misses changes nothing of what is found."""
+    from deidcli.anonymizer import FrameAnonymizer
+    from deidcli.config import DeidConfig
+
+    anonymizer = FrameAnonymizer.from_config(DeidConfig())
+    image = _mosaic(2, 3)  # 1024 x 1536: no tiles
+    found, near_misses = anonymizer.detect_keyframe(image)
+    plain = anonymizer.detect(image)
+    np.testing.assert_array_equal(found.xyxy, plain.xyxy)
+    np.testing.assert_array_equal(found.confidence, plain.confidence)
+    threshold = anonymizer.detectors["face"].base.threshold
+    assert (near_misses.confidence < threshold).all() and (near_misses.confidence >= threshold / 2).all()
+
+
+def test_search_near_a_face_in_a_tiled_frame_finds_it_again():
+    """On a frame large enough for tiles, the search runs at the whole frame's scale and at the tiles' own."""
+    from deidcli.anonymizer import FrameAnonymizer
+    from deidcli.config import DeidConfig
+    from deidcli.detections import box_iou
+
+    anonymizer = FrameAnonymizer.from_config(DeidConfig())
+    image = _mosaic(4, 8)  # 2048 x 4096: tiled
+    faces = anonymizer.detect(image)
+    assert len(faces) >= 32
+    near = faces[:3]
+    found = anonymizer.detect_near(image, near)
+    assert found is not None and (box_iou(near.xyxy, found.xyxy).max(axis=1) > 0.7).all()
+    body = Detections(near.xyxy[:1], near.confidence[:1], np.array([1]))
+    assert anonymizer.detect_near(image, body) is None  # another target: the whole frame is detected
