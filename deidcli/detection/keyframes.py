@@ -8,7 +8,8 @@ came, went, moved fast, or its score flickered across the threshold), and every 
 the threshold on either side, is searched for again in each frame between, in a crop around it at the frame's own
 inference scale (:func:`search_around`), or the whole frame is detected where its detector cannot search a crop.
 So an object is missed only when it appears and vanishes again within the ``k - 1`` frames between two detected
-ones without scoring even half the threshold on either.
+ones without scoring even half the threshold on either, or when its crop scores it lower than the whole frame would
+have (small faces near the threshold: tests/test_real_footage.py measures how many).
 """
 
 from __future__ import annotations
