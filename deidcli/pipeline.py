@@ -239,9 +239,9 @@ def _anonymize_stream(
     # anonymization (both release the GIL): on 2 cores the main thread had done them one after the other.
     found = _Producer(regions, stop)
     stages.append(found.stage)
-    for s in stages:
-        s.start()
     try:
+        for s in stages:  # inside the try: a signal now still stops and joins every thread before deid exits
+            s.start()
         for frame, dets in found.items(stages):
             image = anonymizer.anonymize(frame.image, dets, frame.index, result.consent, result.fallbacks)
             result.regions_per_frame.append(len(dets))
@@ -261,7 +261,8 @@ def _anonymize_stream(
     finally:
         stop.set()
         for s in stages:
-            s.join(timeout=5)
+            if s.ident is not None:  # started
+                s.join(timeout=30)  # each polls `stop` every 0.1 s; a native call (a detector pass) ends first
     result.frames_undecodable += reader.undecodable
 
 
@@ -379,8 +380,8 @@ def detect_video(
         on_start(info.frames or None, src.name)
     stop = threading.Event()
     decoder = _Producer(reader.frames(), stop)
-    decoder.stage.start()
     try:
+        decoder.stage.start()
         with atomic_output(dst, cfg.overwrite, src) as tmp, open(tmp, "w") as fh:
             fh.write(json.dumps(header(src, info.width, info.height, info.frames, _fps(info))) + "\n")
             for frame, dets in tracked_regions(decoder.items([decoder.stage]), anonymizer, cfg, info.frame_rate, result):
@@ -391,7 +392,8 @@ def detect_video(
                     on_advance(1)
     finally:
         stop.set()
-        decoder.stage.join(timeout=5)
+        if decoder.stage.ident is not None:
+            decoder.stage.join(timeout=30)
     result.frames = len(result.faces_per_frame)
     result.seconds = time.perf_counter() - t0
     return result
