@@ -90,7 +90,7 @@ class FrameAnonymizer:
         TARGETS."""
         image = eight_bit(image)
         parts = [self._detect_target(image, target) for target in self.detectors]
-        return parts[0] if len(parts) == 1 else _concat(parts)
+        return Detections.concat(parts)
 
     def _detect_target(self, image: np.ndarray, target: str) -> Detections:
         h, w = image.shape[:2]
@@ -111,7 +111,7 @@ class FrameAnonymizer:
         faces, candidates = det.detect_with_candidates(image, inference_scale(w, h, self.scale, self.max_side))
         faces.class_id[:] = candidates.class_id[:] = CLASS_ID["face"]
         others = [self._detect_target(image, t) for t in self.detectors if t != "face"]
-        return (_concat([faces, *others]) if others else faces), candidates
+        return Detections.concat([faces, *others]), candidates
 
     def torch_threads(self) -> int:
         """Threads torch should use for this anonymizer's regions: one on the CPU when every method is a light
@@ -158,12 +158,3 @@ class FrameAnonymizer:
         """Detect and anonymize one image on its own (no tracking): the anonymized copy and what was found."""
         dets = self.detect(image)
         return self.anonymize(image, dets, index, consent_log, fallbacks), dets
-
-
-def _concat(parts: list[Detections]) -> Detections:
-    """One record of several targets' detections (landmarks only where every part has them: faces alone)."""
-    return Detections(
-        np.concatenate([p.xyxy for p in parts]),
-        np.concatenate([p.confidence for p in parts]),
-        np.concatenate([p.class_id for p in parts]),
-    )

@@ -44,6 +44,19 @@ class Detections:
     def empty(cls) -> "Detections":
         return cls(np.zeros((0, 4)), np.zeros(0), np.zeros(0))
 
+    @classmethod
+    def concat(cls, parts: list["Detections"]) -> "Detections":
+        """One record of all ``parts`` (several targets, or several passes); landmarks kept where every non-empty
+        part has them (faces alone), track ids dropped."""
+        parts = [p for p in parts if len(p)]
+        if not parts:
+            return cls.empty()
+        if len(parts) == 1:
+            return parts[0]
+        lms = np.concatenate([p.landmarks for p in parts]) if all(p.landmarks is not None for p in parts) else None
+        return cls(np.concatenate([p.xyxy for p in parts]), np.concatenate([p.confidence for p in parts]),
+                   np.concatenate([p.class_id for p in parts]), lms)
+
     def __len__(self) -> int:
         return len(self.xyxy)
 

@@ -18,7 +18,7 @@ import inspect
 import math
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import Generic, TypeVar
+from typing import TypeVar
 
 import numpy as np
 
@@ -206,10 +206,10 @@ def _between(held: list[T], side_a: tuple[Detections, Detections], side_b: tuple
     # A face found on one side that scored just under the threshold at the same place on the other is the same
     # face, flickering: it is covered between them as a pair is.
     to_b, from_a = pairs_of(lone_a, cand_b, min_iou), pairs_of(cand_a, lone_b, min_iou)
-    lone = _concat([lone_a, lone_b, cand_a, cand_b])
+    lone = Detections.concat([lone_a, lone_b, cand_a, cand_b])
     for k, item in enumerate(held, 1):
         t = k / (len(held) + 1)
-        both = _concat([interpolate(a, b, pairs, t), interpolate(lone_a, cand_b, to_b, t),
+        both = Detections.concat([interpolate(a, b, pairs, t), interpolate(lone_a, cand_b, to_b, t),
                         interpolate(cand_a, lone_b, from_a, t)])
         if not len(lone):
             count.interpolated += 1
@@ -220,18 +220,4 @@ def _between(held: list[T], side_a: tuple[Detections, Detections], side_b: tuple
             yield item, run(item)[0]
             continue
         count.searched += 1
-        yield item, merge([both, found], 0.3) if len(found) and len(both) else _concat([both, found])
-
-
-def _concat(parts: list[Detections]) -> Detections:
-    """One record of all ``parts`` (landmarks kept where every part has them)."""
-    parts = [p for p in parts if len(p)]
-    if not parts:
-        return Detections.empty()
-    if len(parts) == 1:
-        return parts[0]
-    lms = None
-    if all(p.landmarks is not None for p in parts):
-        lms = np.concatenate([p.landmarks for p in parts])
-    return Detections(np.concatenate([p.xyxy for p in parts]), np.concatenate([p.confidence for p in parts]),
-                      np.concatenate([p.class_id for p in parts]), lms)
+        yield item, merge([both, found], 0.3) if len(found) and len(both) else Detections.concat([both, found])
