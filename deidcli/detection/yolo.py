@@ -33,7 +33,9 @@ def import_yolo():
         try:
             from ultralytics import YOLO
         except ImportError as exc:
-            raise ModelUnavailableError(f"bodies and plates need ultralytics ({exc})") from None
+            raise ModelUnavailableError(
+                f"YOLO models (--body-model, --plate-model) need the yolo extra: pip install 'deidcli[yolo]' ({exc})"
+            ) from None
     return YOLO
 
 
