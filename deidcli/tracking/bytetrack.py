@@ -136,6 +136,18 @@ def assign(cost: np.ndarray, limit: float) -> tuple[list[tuple[int, int]], list[
     return matches, [i for i in range(rows) if i not in matched_rows], [j for j in range(cols) if j not in matched_cols]
 
 
+def _match(tracks: list[_Track], dets: list[_Track], limit: float, fuse: bool, frame_id: int,
+           updated: list[_Track]) -> tuple[list[int], list[int]]:
+    """Update each track with the detection matched to it (appending it to ``updated``); the unmatched tracks and
+    detections are returned as indices."""
+    cost = _iou_cost(tracks, dets)
+    matches, tracks_left, dets_left = assign(_fuse_score(cost, dets) if fuse else cost, limit)
+    for it, idet in matches:
+        tracks[it].update(dets[idet], frame_id)
+        updated.append(tracks[it])
+    return tracks_left, dets_left
+
+
 def _join(a: list[_Track], b: list[_Track]) -> list[_Track]:
     seen = {t.track_id for t in a}
     return a + [t for t in b if t.track_id not in seen]
@@ -181,27 +193,17 @@ class ByteTrack:
             mean, cov = _kalman_predict(mean, cov)
             for t, m, c in zip(pool, mean, cov):
                 t.mean, t.cov = m, c
-        matches, pool_left, high_left = assign(_fuse_score(_iou_cost(pool, high), high), self.match)
-        for it, idet in matches:
-            pool[it].update(high[idet], fid)
-            activated.append(pool[it])
+        pool_left, high_left = _match(pool, high, self.match, True, fid, activated)
 
         # 2. low-score detections against the tracks still unmatched (occluded or blurred faces score low)
         remaining = [pool[i] for i in pool_left if pool[i].state == _State.TRACKED]
-        matches, remaining_left, _ = assign(_iou_cost(remaining, low), 0.5)
-        for it, idet in matches:
-            remaining[it].update(low[idet], fid)
-            activated.append(remaining[it])
-        for it in remaining_left:
+        for it in _match(remaining, low, 0.5, False, fid, activated)[0]:
             remaining[it].state = _State.LOST
             lost_now.append(remaining[it])
 
         # 3. tracks seen once so far get a second sighting or go
         high = [high[i] for i in high_left]
-        matches, unconfirmed_left, high_left = assign(_fuse_score(_iou_cost(unconfirmed, high), high), 0.7)
-        for it, idet in matches:
-            unconfirmed[it].update(high[idet], fid)
-            activated.append(unconfirmed[it])
+        unconfirmed_left, high_left = _match(unconfirmed, high, 0.7, True, fid, activated)
         for it in unconfirmed_left:
             unconfirmed[it].state = _State.REMOVED
             removed.append(unconfirmed[it])
