@@ -11,6 +11,7 @@ import torch
 from deidcli.config import DeidConfig
 from deidcli.consent import ConsentGallery, ConsentLog, split_consented
 from deidcli.detection import FaceDetector, build_detector, inference_scale
+from deidcli.detection.ensemble import EnsembleDetector
 from deidcli.detection.keyframes import search_around
 from deidcli.detection.tiling import TiledDetector, merge, parse_tile
 from deidcli.detection.yolo import YoloDetector
@@ -71,8 +72,11 @@ class FrameAnonymizer:
                 det = YoloDetector(cfg.body_model, "--body-model", thresholds[t] or 0.25, cfg.max_side, device.type)
             else:
                 if not cfg.plate_model:
-                    raise ModelUnavailableError("the plate target needs --plate-model PATH (a YOLO plate model)")
-                det = YoloDetector(cfg.plate_model, "--plate-model", thresholds[t] or 0.25, cfg.max_side, device.type)
+                    raise ModelUnavailableError("the plate target needs --plate-model (safelicensing, platedet or a YOLO path)")
+                models = [m.strip() for m in str(cfg.plate_model).split(",") if m.strip()]
+                dets = [YoloDetector(m, "--plate-model", thresholds[t] or 0.25, cfg.max_side, device.type)
+                        for m in models]
+                det = dets[0] if len(dets) == 1 else EnsembleDetector(dets)
             if cfg.tile != "off":
                 det = TiledDetector(det, cfg.tile, cfg.max_side, cfg.tile_scale if t == "face" else 1.0)
             detectors[t] = det

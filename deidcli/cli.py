@@ -113,7 +113,10 @@ def run(
         Optional[str],
         typer.Option(help="YOLO model for bodies: a name Ultralytics downloads on first use (yolo11n.pt) or a path."),
     ] = None,
-    plate_model: Annotated[Optional[str], typer.Option(help="YOLO licence-plate model (.pt or .onnx path).")] = None,
+    plate_model: Annotated[Optional[str], typer.Option(
+        help="Licence-plate models: safelicensing, platedet (both by default, boxes merged: one reads flat plates, "
+             "the other rotated ones at a fisheye's edge), fetched once from their wheels on PyPI, or YOLO .pt/.onnx "
+             "paths; a comma list. Needs the yolo extra.")] = None,
     scale: Annotated[
         Optional[str],
         typer.Option(help="Inference scale: 'auto' (longest side capped at 960 px) or a factor, e.g. 1 for small faces."),
@@ -278,7 +281,7 @@ def batch(
     method: Annotated[Optional[str], typer.Option("--method", "-m", help="Method, or per target.")] = None,
     strength: Annotated[Optional[str], typer.Option(help="The method's strength, or per target.")] = None,
     body_model: Annotated[Optional[str], typer.Option(help="YOLO model for bodies.")] = None,
-    plate_model: Annotated[Optional[str], typer.Option(help="YOLO licence-plate model.")] = None,
+    plate_model: Annotated[Optional[str], typer.Option(help="Licence-plate models: safelicensing,platedet (default), or YOLO paths.")] = None,
     device: Annotated[Optional[str], typer.Option(help="auto, cpu or cuda.")] = None,
     strip_metadata: Annotated[
         bool, typer.Option("--strip-metadata", help="Drop metadata (GPS included) and data streams.")
@@ -342,7 +345,7 @@ def detect(
     threshold: Annotated[Optional[str], typer.Option(help="Detection score threshold, or per target.")] = None,
     targets: Annotated[Optional[str], typer.Option(help="face (default), body, plate, or a list.")] = None,
     body_model: Annotated[Optional[str], typer.Option(help="YOLO model for bodies.")] = None,
-    plate_model: Annotated[Optional[str], typer.Option(help="YOLO licence-plate model.")] = None,
+    plate_model: Annotated[Optional[str], typer.Option(help="Licence-plate models: safelicensing,platedet (default), or YOLO paths.")] = None,
     scale: Annotated[Optional[str], typer.Option(help="Inference scale: 'auto' or a factor.")] = None,
     tile: Annotated[Optional[str], typer.Option(help="Sliced inference: auto, off or WxH.")] = None,
     detect_every: Annotated[

@@ -23,7 +23,8 @@ class DeidConfig:
     detector: str = "centerface"  # the face detector
     threshold: float | str | None = None  # None: each detector's default; or per target, "face=0.3,plate=0.4"
     body_model: str = "yolo11n.pt"  # Ultralytics name (downloaded on first use with internet) or a .pt/.onnx path
-    plate_model: str | None = None  # a YOLO licence-plate model (.pt or .onnx); required for the plate target
+    # named models (detection.yolo.NAMED_MODELS) or YOLO .pt/.onnx paths; a comma list runs each and merges the boxes
+    plate_model: str = "safelicensing,platedet"
     scale: str = "auto"  # inference scale: "auto" (longest side capped at max_side) or a factor such as "0.5"
     max_side: int = 960
     tile: str = "auto"  # sliced inference: "auto" (frames over 2 x max_side), "off" or "WxH"
