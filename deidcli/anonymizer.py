@@ -14,7 +14,7 @@ from deidcli.detection import FaceDetector, build_detector, inference_scale
 from deidcli.detection.ensemble import EnsembleDetector
 from deidcli.detection.keyframes import search_around
 from deidcli.detection.tiling import TiledDetector, merge, parse_tile
-from deidcli.detection.yolo import YoloDetector
+from deidcli.detection.yolo import VEHICLES, YoloDetector
 from deidcli.detections import Detections
 from deidcli.errors import ConfigError, ModelUnavailableError
 from deidcli.methods import get_method
@@ -33,6 +33,22 @@ def resolve_device(device: str) -> torch.device:
 def eight_bit(image: np.ndarray) -> np.ndarray:
     """The 8-bit view of a frame, which the detectors and recognizers were trained on."""
     return image if image.dtype == np.uint8 else (image >> 8).astype(np.uint8)
+
+
+def _target_detector(cfg: DeidConfig, target: str, threshold: float | None, device: str) -> FaceDetector:
+    """The detector of one target, as configured (YOLO ones need the yolo extra)."""
+    if target == "face":
+        return build_detector(cfg.detector, threshold, device)
+    if target == "body":
+        return YoloDetector(cfg.body_model, "--body-model", threshold or 0.25, cfg.max_side, device)
+    if target == "vehicle":
+        return YoloDetector(cfg.vehicle_model, "--vehicle-model", threshold or 0.25, cfg.max_side, device,
+                            wanted=VEHICLES)
+    models = [m.strip() for m in str(cfg.plate_model or "").split(",") if m.strip()]
+    if not models:
+        raise ModelUnavailableError("the plate target needs --plate-model (safelicensing, platedet or a YOLO path)")
+    dets = [YoloDetector(m, "--plate-model", threshold or 0.25, cfg.max_side, device) for m in models]
+    return dets[0] if len(dets) == 1 else EnsembleDetector(dets)
 
 
 @dataclass
@@ -56,6 +72,7 @@ class FrameAnonymizer:
         thresholds = per_target(cfg.threshold, targets, float, "threshold")
         detectors: dict[str, FaceDetector] = {}
         styles: dict[int, RegionStyle] = {}
+        missing: list[str] = []  # every unavailable model, one line each, before any frame
         for t in targets:
             styles[CLASS_ID[t]] = RegionStyle(
                 method=get_method(methods[t] or DeidConfig.method, cfg.basis, device, cfg.model, cfg.donors),
@@ -66,20 +83,16 @@ class FrameAnonymizer:
                 color=cfg.color,
                 seed=cfg.seed + CLASS_ID[t],
             )
-            if t == "face":
-                det = build_detector(cfg.detector, thresholds[t], device.type)
-            elif t == "body":
-                det = YoloDetector(cfg.body_model, "--body-model", thresholds[t] or 0.25, cfg.max_side, device.type)
-            else:
-                if not cfg.plate_model:
-                    raise ModelUnavailableError("the plate target needs --plate-model (safelicensing, platedet or a YOLO path)")
-                models = [m.strip() for m in str(cfg.plate_model).split(",") if m.strip()]
-                dets = [YoloDetector(m, "--plate-model", thresholds[t] or 0.25, cfg.max_side, device.type)
-                        for m in models]
-                det = dets[0] if len(dets) == 1 else EnsembleDetector(dets)
+            try:
+                det = _target_detector(cfg, t, thresholds[t], device.type)
+            except ModelUnavailableError as exc:
+                missing.append(str(exc))
+                continue
             if cfg.tile != "off":
                 det = TiledDetector(det, cfg.tile, cfg.max_side, cfg.tile_scale if t == "face" else 1.0)
             detectors[t] = det
+        if missing:
+            raise ModelUnavailableError("\n".join(missing))
         consent = None
         if cfg.consented:
             if "face" not in targets:

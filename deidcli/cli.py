@@ -59,7 +59,7 @@ def run(
     ] = None,
     config: Annotated[Optional[Path], typer.Option("--config", help="YAML preset (see configs/); flags override it.")] = None,
     targets: Annotated[
-        Optional[str], typer.Option(help="What to anonymize: face (default), body, plate, or a list: face,plate.")
+        Optional[str], typer.Option(help="What to anonymize: face (default), body, plate, vehicle, or a list: face,plate.")
     ] = None,
     method: Annotated[
         Optional[str],
@@ -112,6 +112,11 @@ def run(
     body_model: Annotated[
         Optional[str],
         typer.Option(help="YOLO model for bodies: a name Ultralytics downloads on first use (yolo11n.pt) or a path."),
+    ] = None,
+    vehicle_model: Annotated[
+        Optional[str],
+        typer.Option(help="YOLO model for vehicles (cars, motorcycles, buses, trucks as whole boxes): a COCO model "
+                     "name Ultralytics downloads on first use (yolo11n.pt) or a path."),
     ] = None,
     plate_model: Annotated[Optional[str], typer.Option(
         help="Licence-plate models: safelicensing, platedet (both by default, boxes merged: one reads flat plates, "
@@ -179,7 +184,7 @@ def run(
 
     t0 = time.perf_counter()
     cfg = load_config(config).with_overrides(
-        targets=targets, body_model=body_model, plate_model=plate_model, method=method, strength=strength, basis=basis,
+        targets=targets, body_model=body_model, vehicle_model=vehicle_model, plate_model=plate_model, method=method, strength=strength, basis=basis,
         model=model, donors=str(donors) if donors else None,
         consented=str(consented) if consented else None, consent_distance=consent_distance, mask_shape=mask_shape, mask_scale=mask_scale, color=_parse_color(color),
         detector=detector, threshold=threshold, scale=scale, tile=tile, tile_scale=tile_scale, device=device,
@@ -277,10 +282,11 @@ def batch(
     copy_others: Annotated[
         bool, typer.Option("--copy-others", help="Copy files that are not media into the destination too.")
     ] = False,
-    targets: Annotated[Optional[str], typer.Option(help="face (default), body, plate, or a list.")] = None,
+    targets: Annotated[Optional[str], typer.Option(help="face (default), body, plate, vehicle, or a list.")] = None,
     method: Annotated[Optional[str], typer.Option("--method", "-m", help="Method, or per target.")] = None,
     strength: Annotated[Optional[str], typer.Option(help="The method's strength, or per target.")] = None,
     body_model: Annotated[Optional[str], typer.Option(help="YOLO model for bodies.")] = None,
+    vehicle_model: Annotated[Optional[str], typer.Option(help="YOLO model for vehicles (COCO).")] = None,
     plate_model: Annotated[Optional[str], typer.Option(help="Licence-plate models: safelicensing,platedet (default), or YOLO paths.")] = None,
     device: Annotated[Optional[str], typer.Option(help="auto, cpu or cuda.")] = None,
     strip_metadata: Annotated[
@@ -306,7 +312,7 @@ def batch(
     from deidcli.progress import FrameProgress
 
     cfg = load_config(config).with_overrides(
-        targets=targets, method=method, strength=strength, body_model=body_model, plate_model=plate_model,
+        targets=targets, method=method, strength=strength, body_model=body_model, vehicle_model=vehicle_model, plate_model=plate_model,
         device=device, strip_metadata=strip_metadata or None, audit=audit or None, fail_on_leak=fail_on_leak,
     )
     check_batch(source, output, engine, jobs)
@@ -343,8 +349,9 @@ def detect(
     config: Annotated[Optional[Path], typer.Option("--config", help="YAML preset; flags override it.")] = None,
     detector: Annotated[Optional[str], typer.Option(help="centerface (default) or mtcnn.")] = None,
     threshold: Annotated[Optional[str], typer.Option(help="Detection score threshold, or per target.")] = None,
-    targets: Annotated[Optional[str], typer.Option(help="face (default), body, plate, or a list.")] = None,
+    targets: Annotated[Optional[str], typer.Option(help="face (default), body, plate, vehicle, or a list.")] = None,
     body_model: Annotated[Optional[str], typer.Option(help="YOLO model for bodies.")] = None,
+    vehicle_model: Annotated[Optional[str], typer.Option(help="YOLO model for vehicles (COCO).")] = None,
     plate_model: Annotated[Optional[str], typer.Option(help="Licence-plate models: safelicensing,platedet (default), or YOLO paths.")] = None,
     scale: Annotated[Optional[str], typer.Option(help="Inference scale: 'auto' or a factor.")] = None,
     tile: Annotated[Optional[str], typer.Option(help="Sliced inference: auto, off or WxH.")] = None,
@@ -371,7 +378,7 @@ def detect(
     cfg = load_config(config).with_overrides(
         detector=detector, threshold=threshold, scale=scale, tile=tile, detect_every=detect_every, track=track,
         overwrite=overwrite or None,
-        targets=targets, body_model=body_model, plate_model=plate_model,
+        targets=targets, body_model=body_model, vehicle_model=vehicle_model, plate_model=plate_model,
     )
     dst = output or video.with_name(video.name + ".detections.jsonl")
     with FrameProgress(enabled=not quiet) as bar:

@@ -19,10 +19,11 @@ FACE_MASK_SCALE = 2.0
 @dataclass(frozen=True)
 class DeidConfig:
     # detection
-    targets: str = "face"  # comma list of face, body, plate
+    targets: str = "face"  # comma list of face, body, plate, vehicle
     detector: str = "centerface"  # the face detector
     threshold: float | str | None = None  # None: each detector's default; or per target, "face=0.3,plate=0.4"
     body_model: str = "yolo11n.pt"  # Ultralytics name (downloaded on first use with internet) or a .pt/.onnx path
+    vehicle_model: str = "yolo11n.pt"  # a COCO YOLO model (its car, motorcycle, bus and truck classes) or a path
     # named models (detection.yolo.NAMED_MODELS) or YOLO .pt/.onnx paths; a comma list runs each and merges the boxes
     plate_model: str = "safelicensing,platedet"
     scale: str = "auto"  # inference scale: "auto" (longest side capped at max_side) or a factor such as "0.5"

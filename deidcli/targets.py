@@ -1,4 +1,4 @@
-"""What to anonymize: faces, whole bodies, licence plates; and per-target settings such as ``face=frost,plate=solid``."""
+"""What to anonymize: faces, whole bodies, licence plates, vehicles; and per-target settings such as ``face=frost,plate=solid``."""
 
 from __future__ import annotations
 
@@ -7,7 +7,9 @@ from typing import TypeVar
 
 from deidcli.errors import ConfigError
 
-TARGETS = ("face", "body", "plate")  # class ids 0, 1, 2 in every Detections record
+# class ids 0-3 in every Detections record; a vehicle is a whole car, truck, bus or motorcycle (its make and model
+# identify the owner as well as its plate)
+TARGETS = ("face", "body", "plate", "vehicle")
 CLASS_ID = {name: i for i, name in enumerate(TARGETS)}
 
 V = TypeVar("V")

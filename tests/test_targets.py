@@ -166,3 +166,35 @@ def test_person_recall_is_measured(person_model):
         total += len(gt)
     print(f"person recall {found}/{total}")
     assert total == 40 and found >= 15
+
+
+def test_vehicle_classes_of_a_coco_model():
+    from deidcli.detection.yolo import VEHICLES, wanted_classes
+
+    coco = {0: "person", 1: "bicycle", 2: "car", 3: "motorcycle", 5: "bus", 7: "truck", 9: "traffic light"}
+    assert wanted_classes(coco, VEHICLES) == [2, 3, 5, 7]
+    assert wanted_classes(coco, ("person",)) == [0]
+    assert wanted_classes({0: "license_plate"}, VEHICLES) is None, "a single-purpose model: all its classes"
+
+
+def test_every_target_in_one_pass(tmp_path, sample, person_model, plate_model):
+    """face, body, plate and vehicle together, each with its own method (the vehicle model here is the person
+    model: no COCO vehicle weights ship in a wheel; what is tested is the fourth target's path through the run)."""
+    out, report = tmp_path / "out.mp4", tmp_path / "r.json"
+    r = run_deid("run", sample, "-o", out, "--targets", "face,body,plate,vehicle", "--body-model", person_model,
+                 "--vehicle-model", person_model, "--method", "face=pixelate,body=solid,plate=solid,vehicle=blur",
+                 "--report", report, "--quiet")
+    assert r.returncode == 0, r.stderr
+    rep = json.loads(report.read_text())
+    assert rep["targets"] == ["face", "body", "plate", "vehicle"]
+    assert rep["methods"]["vehicle"]["name"] == "blur" and rep["methods"]["plate"]["name"] == "solid"
+
+
+def test_every_missing_model_is_named_before_any_frame(tmp_path, sample):
+    r = run_deid("run", sample, "-o", tmp_path / "out.mp4", "--targets", "face,body,vehicle",
+                 "--body-model", str(tmp_path / "no_body.pt"), "--vehicle-model", str(tmp_path / "no_car.pt"),
+                 "--quiet")
+    assert r.returncode == int(ExitCode.MODEL_UNAVAILABLE)
+    lines = [line for line in r.stderr.splitlines() if line.strip()]
+    assert any("--body-model" in line for line in lines) and any("--vehicle-model" in line for line in lines), lines
+    assert not (tmp_path / "out.mp4").exists()

