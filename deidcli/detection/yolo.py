@@ -53,7 +53,8 @@ def import_yolo():
             from ultralytics import YOLO
         except ImportError as exc:
             raise ModelUnavailableError(
-                f"YOLO models (--body-model, --plate-model) need the yolo extra: pip install 'deidcli[yolo]' ({exc})"
+                "YOLO models (--body-model, --vehicle-model, --plate-model) need the yolo extra: "
+                f"pip install 'deidcli[yolo]' ({exc})"
             ) from None
     return YOLO
 
