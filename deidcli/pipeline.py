@@ -255,15 +255,24 @@ def _anonymize_stream(
         writer.close()
     except BaseException:
         stop.set()
-        writer.abort()
+        # The encoder thread may be inside a mux on the writer's container: kill ffmpeg (so a write blocked on its
+        # pipe fails at once), wait for every thread, and only then close the container. Closing it under a
+        # running mux crashed deid with SIGSEGV on a signal mid-run, now and then, instead of exiting with 130.
+        writer.kill_encoder()
         _drain(done)
+        _join_started(stages)
+        writer.abort()
         raise
     finally:
         stop.set()
-        for s in stages:
-            if s.ident is not None:  # started
-                s.join(timeout=30)  # each polls `stop` every 0.1 s; a native call (a detector pass) ends first
+        _join_started(stages)
     result.frames_undecodable += reader.undecodable
+
+
+def _join_started(stages: list[threading.Thread]) -> None:
+    for s in stages:
+        if s.ident is not None:  # started
+            s.join(timeout=30)  # each polls `stop` every 0.1 s; a native call (a detector pass) ends first
 
 
 def _prepare_extras(job: Job, info, plan, anonymizer: FrameAnonymizer, cfg: DeidConfig, settings: EncodeSettings,

@@ -286,10 +286,14 @@ class VideoWriter:
         if written != self.frames_written:
             raise EncodeError(f"the encoder wrote {written} of {self.frames_written} frames")
 
-    def abort(self) -> None:
-        """Stop the encoder without finishing the file (the caller deletes it)."""
+    def kill_encoder(self) -> None:
+        """Kill ffmpeg now; a write in progress then fails with a broken pipe. Call :meth:`abort` after."""
         if self._proc.poll() is None:
             self._proc.kill()
+
+    def abort(self) -> None:
+        """Stop the encoder without finishing the file (the caller deletes it)."""
+        self.kill_encoder()
         self._proc.wait()
         try:
             self._nut.close()
