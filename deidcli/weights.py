@@ -46,6 +46,7 @@ MTCNN_WEIGHTS = WheelWeights(
 
 
 def cache_dir() -> Path:
+    """Where deid keeps models: fetched weights and the generative methods' trained models."""
     return Path(os.environ.get("DEID_CACHE", Path.home() / ".cache" / "deid")) / "models"
 
 

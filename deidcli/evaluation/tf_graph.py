@@ -57,12 +57,12 @@ def _tensor(buf: memoryview) -> np.ndarray | None:
                     size = next((s for h, s in fields(dim) if h == 1), 0)
                     shape.append(size - (1 << 64) if size >= 1 << 63 else size)
         elif f == 4:
-            content = bytes(v)
+            content = v
         elif f == 5:  # packed (one run of bytes) or one float per field
-            floats.append(np.frombuffer(bytes(v), "<f4"))
+            floats.append(np.frombuffer(v, "<f4"))
     if dtype != _DT_FLOAT:
         return None
-    a = np.frombuffer(content, "<f4") if content else (np.concatenate(floats) if floats else np.zeros(0, np.float32))
+    a = np.frombuffer(content, "<f4") if content is not None and len(content) else (np.concatenate(floats) if floats else np.zeros(0, np.float32))
     if a.size == 1:  # a uniform tensor is stored as one splatted value
         return np.full(shape, a[0], np.float32)
     return a.reshape(shape).copy()

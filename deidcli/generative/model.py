@@ -8,7 +8,6 @@ live in the cache (``$DEID_CACHE``, else ``~/.cache/deid``) as ``<kind>.pt``, bu
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,12 +18,9 @@ from torch import nn
 from deidcli.errors import ModelUnavailableError
 from deidcli.generative import synthetic
 from deidcli.generative.nets import Encoder, TargetedEncoder
+from deidcli.weights import cache_dir
 
 KINDS = ("autoencoder", "autoencoder-ap", "gan")
-
-
-def cache_dir() -> Path:
-    return Path(os.environ.get("DEID_CACHE", Path.home() / ".cache" / "deid")) / "models"
 
 
 def default_model_path(kind: str) -> Path:
