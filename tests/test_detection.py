@@ -44,6 +44,32 @@ def test_opencv_and_onnxruntime_backends_agree():
     b = CenterFace(backend="onnxruntime").detect(img)
     assert len(a) == len(b)
     assert np.abs(a.xyxy - b.xyxy).max() < 0.5
+    assert np.abs(a.confidence - b.confidence).max() < 1e-4
+
+
+def test_runtime_graph_is_cached_and_runs_without_onnx(tmp_path, monkeypatch):
+    import os
+    import subprocess
+    import sys
+
+    from deidcli.detection.centerface import default_model_path, runtime_model
+
+    monkeypatch.setenv("DEID_CACHE", str(tmp_path))
+    first = runtime_model(default_model_path())
+    assert isinstance(first, str) and first.startswith(str(tmp_path)) and first.endswith("-ort.onnx")
+    assert runtime_model(default_model_path()) == first
+    # A later start-up loads the kept graph: onnx (0.6 s to import) is not imported at all.
+    code = ("import sys; from skimage import data; from deidcli.detection.centerface import CenterFace; "
+            "d = CenterFace().detect(data.astronaut()); assert len(d) >= 1; assert 'onnx' not in sys.modules")
+    subprocess.run([sys.executable, "-c", code], check=True, env=dict(os.environ))
+
+
+def test_unwritable_cache_still_runs(tmp_path, monkeypatch):
+    blocked = tmp_path / "file"
+    blocked.write_text("not a folder")
+    monkeypatch.setenv("DEID_CACHE", str(blocked))
+    dets = CenterFace().detect(data.astronaut())
+    assert _iou(ASTRONAUT_FACE, dets.xyxy) > 0.4
 
 
 def test_boxes_map_back_to_frame_coordinates(centerface):
