@@ -139,6 +139,11 @@ def run(
                           "faces both sides found, interpolated, and is searched in crops around every other face or "
                           "near miss either side had. 1: every frame."),
     ] = None,
+    detect_batch: Annotated[
+        Optional[int],
+        typer.Option(help="Frames per face-detector pass, read ahead (0: auto, 1 on the CPU, 8 on a GPU, where one "
+                          "pass over 8 frames costs little more than over one)."),
+    ] = None,
     track: Annotated[
         Optional[bool],
         typer.Option("--track/--no-track", help="Track faces and cover the frames the detector missed (default on)."),
@@ -188,7 +193,7 @@ def run(
         model=model, donors=str(donors) if donors else None,
         consented=str(consented) if consented else None, consent_distance=consent_distance, mask_shape=mask_shape, mask_scale=mask_scale, color=_parse_color(color),
         detector=detector, threshold=threshold, scale=scale, tile=tile, tile_scale=tile_scale, device=device,
-        detect_every=detect_every, track=track, lookahead_s=lookahead,
+        detect_every=detect_every, detect_batch=detect_batch, track=track, lookahead_s=lookahead,
         hold_s=hold, codec=codec, crf=crf, preset=preset,
         seed=seed, strip_metadata=strip_metadata or None, overwrite=overwrite or None, audit=audit or None,
         fail_on_leak=fail_on_leak,
@@ -358,6 +363,9 @@ def detect(
     detect_every: Annotated[
         Optional[int], typer.Option(help="Detect every N-th frame where both sides agree (default 2; 1: every one).")
     ] = None,
+    detect_batch: Annotated[
+        Optional[int], typer.Option(help="Frames per face-detector pass (0: auto, 1 on the CPU, 8 on a GPU).")
+    ] = None,
     track: Annotated[Optional[bool], typer.Option("--track/--no-track", help="Track and fill gaps (default on).")] = None,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing file.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
@@ -376,8 +384,8 @@ def detect(
     if not video.is_file():
         raise InputNotFoundError(f"{video}: no such file")
     cfg = load_config(config).with_overrides(
-        detector=detector, threshold=threshold, scale=scale, tile=tile, detect_every=detect_every, track=track,
-        overwrite=overwrite or None,
+        detector=detector, threshold=threshold, scale=scale, tile=tile, detect_every=detect_every,
+        detect_batch=detect_batch, track=track, overwrite=overwrite or None,
         targets=targets, body_model=body_model, vehicle_model=vehicle_model, plate_model=plate_model,
     )
     dst = output or video.with_name(video.name + ".detections.jsonl")

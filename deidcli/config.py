@@ -31,6 +31,7 @@ class DeidConfig:
     tile: str = "auto"  # sliced inference: "auto" (frames over 2 x max_side), "off" or "WxH"
     tile_scale: float = 1.0  # enlarge each tile by this before detection (2 finds faces of ~6 px)
     detect_every: int = 2  # detect every N-th frame, and the frames between where the two sides disagree (keyframes.py)
+    detect_batch: int = 0  # frames per face-detector pass: 0 = auto (1 on the CPU, 8 on a GPU)
     # tracking: cover the frames around each detection (see deidcli/tracking/coverage.py)
     track: bool = True
     lookahead_s: float = 0.5  # frames held back for filling gaps backwards
@@ -103,6 +104,8 @@ class DeidConfig:
             w, _, h = str(self.tile).lower().partition("x")
             if not (w.isdigit() and h.isdigit() and int(w) >= 64 and int(h) >= 64):
                 raise ConfigError("tile must be auto, off or WxH with sides of at least 64 px (e.g. 1280x1280)")
+        if not 0 <= self.detect_batch <= 64:
+            raise ConfigError("detect batch must be between 0 (auto) and 64 frames")
         if not 1 <= self.detect_every <= 8:
             raise ConfigError("detect every must be between 1 (every frame) and 8")
         if self.audit_every < 1:

@@ -154,8 +154,10 @@ def tracked_regions(
     coverage: TemporalCoverage[Frame] = TemporalCoverage(
         CoverageSettings.for_rate(frame_rate, cfg.lookahead_s, cfg.hold_s)
     )
+    batch = cfg.detect_batch or (8 if anonymizer.device.type == "cuda" else 1)
     for frame, dets in keyframe_detections(frames, lambda f: f.image, anonymizer.detect_keyframe, cfg.detect_every,
-                                           result.keyframes, anonymizer.detect_near):
+                                           result.keyframes, anonymizer.detect_near,
+                                           detect_many=anonymizer.detect_keyframes, batch=batch):
         result.count(dets)
         if tracker is not None:
             dets.tracker_id = tracker.update(dets)

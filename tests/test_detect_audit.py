@@ -46,6 +46,19 @@ def test_run_with_detections_equals_run_with_detector(tmp_path, sample, detected
     assert max(np.abs(x.astype(int) - y.astype(int)).max() for x, y in zip(fa, fb)) == 0
 
 
+def test_a_detection_batch_finds_the_same_regions(tmp_path, sample, detected):
+    """`--detect-batch 4` (a GPU's default is 8) on the CPU: the same tracks and boxes as frame by frame."""
+    jsonl = tmp_path / "batched.jsonl"
+    r = run_deid("detect", sample, "-o", jsonl, "--detect-batch", "4", "--quiet")
+    assert r.returncode == 0, r.stderr
+    one, four = ([json.loads(x) for x in p.read_text().splitlines()[1:]] for p in (detected, jsonl))
+    assert len(one) == len(four) == 75
+    for a, b in zip(one, four):
+        assert [d["track_id"] for d in a["detections"]] == [d["track_id"] for d in b["detections"]]
+        np.testing.assert_allclose([d["box"] for d in a["detections"]], [d["box"] for d in b["detections"]],
+                                   atol=0.05)
+
+
 def test_detections_for_another_video_are_refused(tmp_path, detected):
     other = tmp_path / "other.mp4"
     ffmpeg("-f", "lavfi", "-i", "testsrc=size=320x240:rate=25:duration=1", "-c:v", "libx264", str(other))

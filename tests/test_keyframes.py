@@ -190,3 +190,46 @@ def test_search_near_a_face_in_a_tiled_frame_finds_it_again():
     assert found is not None and (box_iou(near.xyxy, found.xyxy).max(axis=1) > 0.7).all()
     body = Detections(near.xyxy[:1], near.confidence[:1], np.array([1]))
     assert anonymizer.detect_near(image, body) is None  # another target: the whole frame is detected
+
+
+@pytest.mark.parametrize("every,batch", [(1, 4), (2, 3), (3, 8), (4, 2)])
+@pytest.mark.parametrize("n", [1, 5, 10, 13])
+def test_a_batch_read_ahead_gives_what_one_by_one_gives(every, batch, n):
+    """The batched path (a GPU's) on the CPU: same regions, same order, the same frames detected."""
+    faces = _walking(n)
+    if n > 6:  # a face that comes and goes, so frames between are detected whole too
+        faces = [f if not 4 <= i <= 6 else _dets(f.xyxy[0], [300, 50, 340, 100]) for i, f in enumerate(faces)]
+    single, batched = _Scene(faces), _Scene(faces)
+    calls = []
+
+    def many(images):
+        calls.append(list(images))
+        return [batched.detect(i) for i in images]
+
+    one = single.run(every)
+    count = KeyframeCount()
+    got = list(keyframe_detections(range(n), lambda i: i, batched.detect, every, count, detect_many=many,
+                                   batch=batch))
+    assert [i for i, _ in got] == [i for i, _ in one] == list(range(n))
+    for (_, a), (_, b) in zip(one, got):
+        np.testing.assert_array_equal(a.xyxy, b.xyxy)
+    assert sorted(batched.ran) == sorted(single.ran)  # each frame detected exactly as often
+    assert count.detected == len(single.ran)
+    assert all(len(c) <= batch for c in calls) and any(len(c) > 1 for c in calls) == (n > every)
+
+
+def test_batched_keyframes_of_a_real_video_are_the_single_ones(sample):
+    """CenterFace over a batch of frames (one onnxruntime pass) against frame by frame."""
+    from deidcli.anonymizer import FrameAnonymizer
+    from deidcli.config import DeidConfig
+    from deidcli.video import VideoReader
+
+    anonymizer = FrameAnonymizer.from_config(DeidConfig())
+    frames = [f.image for _, f in zip(range(6), VideoReader(sample).frames())]
+    batched = anonymizer.detect_keyframes(frames)
+    assert len(batched) == len(frames)
+    for image, (faces, near) in zip(frames, batched):
+        one, one_near = anonymizer.detect_keyframe(image)
+        assert len(faces) == len(one) >= 1 and len(near) == len(one_near)
+        np.testing.assert_allclose(faces.xyxy, one.xyxy, atol=0.05)
+        np.testing.assert_allclose(faces.confidence, one.confidence, atol=1e-4)

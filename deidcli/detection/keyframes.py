@@ -159,23 +159,63 @@ def keyframe_detections(
     detect: Callable[[np.ndarray], Detections | tuple[Detections, Detections]],
     every: int = DETECT_EVERY, count: KeyframeCount | None = None, near: NearDetector | None = None,
     min_iou: float = MIN_IOU,
+    detect_many: Callable[[list[np.ndarray]], list] | None = None, batch: int = 1,
 ) -> Iterator[tuple[T, Detections]]:
-    """Each item (a video frame) with its detections, in order and at most ``every - 1`` items late.
+    """Each item (a video frame) with its detections, in order and at most ``every - 1`` items late (``batch *
+    every`` with a batch).
 
     ``detect(image_of(item))`` runs on the first item, then on every ``every``-th one and on the last; it returns
     the detections, or them and the candidates that scored just under the threshold. An item between two detected
     ones gets the objects both found, interpolated (:func:`interpolate`), and what ``near`` finds around the
     objects only one of them found and around their candidates; without ``near`` (or where it returns None) such
     an item is detected whole. ``every = 1`` detects every item.
+
+    With ``detect_many`` and ``batch > 1`` the next ``batch`` items due for detection are read ahead and detected
+    in one call (``detect_many(images)``, one result per image, as ``detect`` gives it): the same results in the
+    same order, in fewer, larger passes.
     """
     count = count if count is not None else KeyframeCount()
+    ahead: dict[int, tuple[Detections, Detections]] = {}  # position -> detected in advance, in a batch
 
-    def run(item: T) -> tuple[Detections, Detections]:
-        count.detected += 1
-        found = detect(image_of(item))
+    def as_pair(found) -> tuple[Detections, Detections]:
         return found if isinstance(found, tuple) else (found, Detections.empty())
 
-    it = iter(items)
+    def run(entry: tuple[int, T]) -> tuple[Detections, Detections]:
+        count.detected += 1
+        pos, item = entry
+        if pos in ahead:
+            return ahead.pop(pos)
+        return as_pair(detect(image_of(item)))
+
+    def image(entry: tuple[int, T]) -> np.ndarray:
+        return image_of(entry[1])
+
+    positioned: Iterable[tuple[int, T]] = enumerate(items)
+    if detect_many is not None and batch > 1:
+        positioned = _read_ahead(positioned, image_of, detect_many, every, batch, ahead, as_pair)
+    for (_, item), dets in _keyframes(positioned, image, run, every, count, near, min_iou):
+        yield item, dets
+
+
+def _read_ahead(entries: Iterable[tuple[int, T]], image_of, detect_many, every: int, batch: int,
+                ahead: dict, as_pair) -> Iterator[tuple[int, T]]:
+    """``entries`` unchanged, read ``batch`` keyframes ahead: the images at positions 0, ``every``, ``2 every``...
+    are detected ``batch`` at a time into ``ahead`` before the first of them is passed on. (The last frame, a
+    keyframe wherever it falls, is detected on its own when it is not on the grid.)"""
+    it = iter(entries)
+    while True:
+        chunk = [e for _, e in zip(range(batch * every), it)]
+        if not chunk:
+            return
+        keys = [(pos, item) for pos, item in chunk if pos % every == 0]
+        for (pos, _), found in zip(keys, detect_many([image_of(item) for _, item in keys])):
+            ahead[pos] = as_pair(found)
+        yield from chunk
+
+
+def _keyframes(it_items: Iterable, image_of, run, every: int, count: KeyframeCount, near: NearDetector | None,
+               min_iou: float) -> Iterator:
+    it = iter(it_items)
     first = next(it, None)
     if first is None:
         return

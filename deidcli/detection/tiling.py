@@ -75,6 +75,17 @@ class TiledDetector:
             return self.base.detect_with_candidates(image, scale)
         return self.detect(image, scale), Detections.empty()
 
+    def detect_with_candidates_many(self, images: list[np.ndarray], scale: float = 1.0
+                                    ) -> list[tuple[Detections, Detections]]:
+        """:meth:`detect_with_candidates` on each of ``images`` (frames of one video: one size), in one batch
+        where the base detector batches and the frames need no tiles."""
+        many = getattr(self.base, "detect_with_candidates_many", None)
+        if images and many is not None:
+            h, w = images[0].shape[:2]
+            if parse_tile(self.tile, w, h, self.max_side) is None and all(i.shape == images[0].shape for i in images):
+                return many(images, scale)
+        return [self.detect_with_candidates(image, scale) for image in images]
+
 
 def merge(parts: list[Detections], iou: float) -> Detections:
     xyxy = np.concatenate([p.xyxy for p in parts])
