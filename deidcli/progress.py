@@ -25,6 +25,8 @@ class FpsColumn(ProgressColumn):
         speed = task.finished_speed or task.speed
         if self.per_minute:
             return Text(f"{speed * 60:5.1f}/min" if speed else "  .../min", style="progress.data.speed")
+        if speed and speed < 1:  # the adversarial methods on a CPU: seconds a frame say more than 0.0 fps
+            return Text(f"{1 / speed:5.1f} s/frame", style="progress.data.speed")
         return Text(f"{speed:5.1f} fps" if speed else "  ... fps", style="progress.data.speed")
 
 

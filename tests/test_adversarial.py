@@ -265,3 +265,37 @@ def test_dedetect_through_deid_run(tmp_path):
     result = np.asarray(Image.open(out).convert("RGB"))
     assert len(detector.detect(result, 1.0)) == 0
     assert 0 < np.abs(result.astype(int) - image).max() <= 20
+
+
+def test_windowed_stage_crops_are_the_same_crops_and_gradients():
+    """De-detection cuts its candidates from one window around them: the same crops and the same gradient in the
+    frame as cutting each from the frame."""
+    from deidcli.detection.mtcnn_nets import stage_crops
+
+    g = torch.Generator().manual_seed(0)
+    frame = (torch.rand((1, 3, 300, 400), generator=g) * 255).requires_grad_(True)
+    boxes = torch.tensor([[120.7, 80.2, 170.0, 131.9, 0.9], [-5.0, 140.0, 60.0, 210.0, 0.8],
+                          [150.0, 100.0, 230.5, 175.0, 0.7], [390.0, 290.0, 420.0, 330.0, 0.6]])
+    inds = torch.zeros(len(boxes), dtype=torch.long)
+    weights = torch.rand((len(boxes), 3, 24, 24), generator=g)
+    grads = []
+    for windowed in (False, True):
+        data, keep = stage_crops(frame, boxes, inds, 24, windowed=windowed)
+        (grad,) = torch.autograd.grad((data * weights[keep]).sum(), frame)
+        grads.append((data.detach(), keep, grad))
+    (a, ka, ga), (b, kb, gb) = grads
+    assert ka.tolist() == kb.tolist() == [0, 1, 2, 3]
+    torch.testing.assert_close(a, b)
+    torch.testing.assert_close(ga, gb)
+
+
+def test_a_pruned_pyramid_only_skips_the_finest_levels():
+    """The quick look de-detection takes each step skips P-Net's levels for faces far smaller than the one it
+    hides; it finds that face as the full pyramid does."""
+    from deidcli.detection.mtcnn import MTCNNDetector
+
+    image, found, detector = _astronaut_face()
+    side = float(found.xyxy[0, 2] - found.xyxy[0, 0])
+    quick = detector.detect(image, 1.0, min_window=0.5 * side)
+    assert len(quick) == 1 and np.abs(quick.xyxy - found.xyxy).max() < 1.0
+    assert len(detector.detect(image, 1.0, min_window=10 * side)) == 0  # nothing left to look at that size

@@ -184,3 +184,12 @@ def test_quiet_run_prints_nothing_on_a_fresh_machine(tmp_path, sample):
     r = run_deid("run", sample, "-o", tmp_path / "out.mp4", "--quiet", env={"YOLO_CONFIG_DIR": str(tmp_path / "cfg")})
     assert r.returncode == 0, r.stderr
     assert r.stdout == "" and r.stderr == ""
+
+
+@pytest.mark.parametrize("speed,shown", [(25.0, "25.0 fps"), (1.0, "1.0 fps"), (0.05, "20.0 s/frame")])
+def test_progress_shows_seconds_a_frame_for_slow_methods(speed, shown):
+    from types import SimpleNamespace
+
+    from deidcli.progress import FpsColumn
+
+    assert FpsColumn().render(SimpleNamespace(finished_speed=None, speed=speed)).plain.strip() == shown

@@ -12,6 +12,9 @@ from deidcli.detections import Detections, box_iou
 from deidcli.detection.mtcnn_nets import apply_offsets, detect_faces, load_nets, proposals, square, stage_crops
 
 
+PRUNE = 0.1  # de-detection's loss skips P-Net windows smaller than this share of the smallest face's side
+
+
 class MTCNNDetector:
     name = "mtcnn"
     default_threshold = 0.7
@@ -24,14 +27,16 @@ class MTCNNDetector:
         self.device = device
         self.pnet, self.rnet, self.onet = load_nets(device)
 
-    def detect(self, image: np.ndarray, scale: float = 1.0) -> Detections:
+    def detect(self, image: np.ndarray, scale: float = 1.0, min_window: float = 0.0) -> Detections:
+        """Faces in ``image``; ``min_window`` > 0 skips the pyramid's levels that look for faces smaller than that
+        many pixels (:func:`~deidcli.detection.mtcnn_nets.proposals`): a quick look, not the detector."""
         h, w = image.shape[:2]
         if scale != 1.0:
             size = (max(1, round(w * scale)), max(1, round(h * scale)))
             image = cv2.resize(image, size, interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
         x = torch.from_numpy(np.ascontiguousarray(image)).to(self.device).permute(2, 0, 1)[None].float()
         boxes, points = detect_faces((self.pnet, self.rnet, self.onet), x, self.min_face_size, self.thresholds,
-                                     self.factor)[0]
+                                     self.factor, min_window * scale)[0]
         keep = boxes[:, 4] >= self.threshold
         dets = Detections(boxes[keep, :4], boxes[keep, 4], np.zeros(int(keep.sum())), points[keep])
         return dets.scaled(w / image.shape[1], h / image.shape[0])
@@ -61,18 +66,27 @@ class MTCNNDetector:
         b = len(imgs)
         faces = (face if face.dim() == 3 else face[:, None]).to(imgs)
         loss = imgs.new_zeros(b)
+        real = faces.reshape(-1, 4)
+        real = real[(real[:, 2] > real[:, 0]) & (real[:, 3] > real[:, 1])]
+        # Windows under a tenth of the smallest face cannot grow into a candidate that overlaps it by min_iou.
+        smallest = float(torch.minimum(real[:, 2] - real[:, 0], real[:, 3] - real[:, 1]).min()) if len(real) else 0.0
         with torch.no_grad():  # stage 1 only chooses the candidates
-            boxes, inds = proposals(self.pnet, imgs, self.min_face_size, thr[0], self.factor)
+            boxes, inds = proposals(self.pnet, imgs, self.min_face_size, thr[0], self.factor, PRUNE * smallest)
         for stage, size in ((1, 24), (2, 48)):
             if not len(boxes):
                 break
-            data, keep = stage_crops(imgs, boxes, inds, size)
-            boxes, inds = boxes[keep], inds[keep]
-            out = (self.rnet if stage == 1 else self.onet)(data)
-            score = out[-1][:, 1]
+            net = self.rnet if stage == 1 else self.onet
+            with torch.no_grad():  # which candidates go on is decided on all of them, as the detector does
+                data, keep = stage_crops(imgs, boxes, inds, size)
+                boxes, inds = boxes[keep], inds[keep]
+                out = net(data)
+                score = out[-1][:, 1]
             overlap = iou(boxes[:, :4], faces.reshape(-1, 4))  # (candidates, B * N)
             on_face = overlap.view(len(boxes), b, -1)[torch.arange(len(boxes)), inds].amax(1) >= min_iou
-            loss = loss.index_add(0, inds[on_face], F.relu(score[on_face] - thr[stage] + margin))
+            if on_face.any():  # only the candidates on a face carry gradients: their crops cut from one window
+                data, _ = stage_crops(imgs, boxes[on_face], inds[on_face], size, windowed=True)
+                graded = net(data)[-1][:, 1]
+                loss = loss.index_add(0, inds[on_face], F.relu(graded - thr[stage] + margin))
             if stage == 1:  # R-Net's survivors, refined, become O-Net's candidates
                 with torch.no_grad():
                     ok = score > thr[1]

@@ -136,17 +136,26 @@ def square(boxes: torch.Tensor) -> torch.Tensor:
     return out
 
 
-def stage_crops(imgs: torch.Tensor, boxes: torch.Tensor, inds: torch.Tensor, size: int
+def stage_crops(imgs: torch.Tensor, boxes: torch.Tensor, inds: torch.Tensor, size: int, windowed: bool = False
                 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Crops of ``boxes`` (truncated to whole pixels and clipped to the image, as the original does), resized to
     ``size`` with area averaging and normalized for the next net (differentiable in ``imgs``); and which boxes
-    had a non-empty crop."""
+    had a non-empty crop.
+
+    ``windowed``: the same crops, cut from one window of ``imgs`` around all of them. Autograd gives every slice of
+    a tensor a gradient the size of that tensor: for a few crops near a face in a large frame, slicing them from
+    the window instead of the frame made face de-detection's backward pass many times cheaper."""
     h, w = imgs.shape[-2:]
     b = boxes[:, :4].detach().trunc().int().cpu().numpy()
     x0, y0 = np.maximum(b[:, 0], 1) - 1, np.maximum(b[:, 1], 1) - 1
     x1, y1 = np.minimum(b[:, 2], w), np.minimum(b[:, 3], h)
     keep = [k for k in range(len(b)) if y1[k] > y0[k] and x1[k] > x0[k]]
-    data = [F.interpolate(imgs[inds[k], :, y0[k]:y1[k], x0[k]:x1[k]][None], size=(size, size), mode="area")
+    wx, wy = 0, 0
+    if windowed and keep:
+        wx, wy = int(x0[keep].min()), int(y0[keep].min())
+        imgs = imgs[..., wy:int(y1[keep].max()), wx:int(x1[keep].max())]
+    data = [F.interpolate(imgs[inds[k], :, y0[k] - wy:y1[k] - wy, x0[k] - wx:x1[k] - wx][None], size=(size, size),
+                          mode="area")
             for k in keep]
     if not data:
         return imgs.new_zeros((0, 3, size, size)), torch.zeros(0, dtype=torch.long)
@@ -172,11 +181,17 @@ def nms_min(boxes: torch.Tensor, scores: torch.Tensor, inds: torch.Tensor, thres
     return torch.as_tensor(keep, dtype=torch.long)
 
 
-def proposals(pnet: PNet, imgs: torch.Tensor, min_face_size: float, threshold: float, factor: float
-              ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Stage 1 over the image pyramid: squared candidate boxes ``(K, 5)`` and their image indices ``(K,)``."""
+def proposals(pnet: PNet, imgs: torch.Tensor, min_face_size: float, threshold: float, factor: float,
+              min_window: float = 0.0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Stage 1 over the image pyramid: squared candidate boxes ``(K, 5)`` and their image indices ``(K,)``.
+
+    ``min_window``: skip the finest levels, where P-Net's 12 px window covers fewer image pixels than this (it
+    looks for faces smaller than that; the finest levels are most of the cost)."""
     h, w = imgs.shape[-2:]
     scale, side = 12.0 / min_face_size, min(h, w) * 12.0 / min_face_size
+    while 12.0 / scale < min_window and side * factor >= 12:
+        scale *= factor
+        side *= factor
     boxes, inds = [], []
     while side >= 12:
         reg, probs = pnet(_normalize(F.interpolate(imgs, size=(int(h * scale + 1), int(w * scale + 1)), mode="area")))
@@ -196,14 +211,14 @@ def proposals(pnet: PNet, imgs: torch.Tensor, min_face_size: float, threshold: f
 
 
 def detect_faces(nets: tuple[PNet, RNet, ONet], imgs: torch.Tensor, min_face_size: float = 20,
-                 thresholds: tuple[float, float, float] = (0.6, 0.7, 0.7), factor: float = 0.709
-                 ) -> list[tuple[np.ndarray, np.ndarray]]:
+                 thresholds: tuple[float, float, float] = (0.6, 0.7, 0.7), factor: float = 0.709,
+                 min_window: float = 0.0) -> list[tuple[np.ndarray, np.ndarray]]:
     """The whole cascade on ``imgs: (B, 3, H, W)`` float RGB in ``[0, 255]``: per image, boxes ``(N, 5)`` and
-    landmarks ``(N, 5, 2)`` in pixels."""
+    landmarks ``(N, 5, 2)`` in pixels. ``min_window``: as :func:`proposals` (0: the full pyramid)."""
     pnet, rnet, onet = nets
     b = len(imgs)
     with torch.no_grad():
-        boxes, inds = proposals(pnet, imgs, min_face_size, thresholds[0], factor)
+        boxes, inds = proposals(pnet, imgs, min_face_size, thresholds[0], factor, min_window)
         points = imgs.new_zeros((0, 5, 2))
         if len(boxes):  # stage 2
             data, keep = stage_crops(imgs, boxes, inds, 24)

@@ -21,6 +21,7 @@ import hashlib
 import numpy as np
 import torch
 
+from deidcli.detection.mtcnn import PRUNE
 from deidcli.detections import box_iou
 from deidcli.methods import adversarial as adv
 from deidcli.methods import naive
@@ -109,9 +110,17 @@ def dedetect_frame(frame: np.ndarray, boxes: np.ndarray, detector, margin: float
             total = total + detector.cascade_loss(part, faces - torch.tensor([l, t, l, t]), margin, min_iou=0.05)
         return total / SAMPLES
 
-    def found(a: torch.Tensor) -> np.ndarray:
-        dets = detector.detect(to_image(a[0]), 1.0)  # once per step for all faces: the detector is the cost
+    quick = PRUNE * float(np.minimum(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]).min()) if len(boxes) else 0
+
+    def on(dets) -> np.ndarray:
         return (box_iou(dets.xyxy, boxes) >= 0.3).any(0) if len(dets) else np.zeros(len(boxes), dtype=bool)
+
+    def found(a: torch.Tensor) -> np.ndarray:
+        image = to_image(a[0])
+        # A quick look first (the pyramid without the levels for faces far smaller than these): while it still
+        # finds a face the attack goes on; once it finds none, the full detector on the whole frame decides.
+        seen = on(detector.detect(image, 1.0, min_window=quick))
+        return seen if seen.any() else on(detector.detect(image, 1.0))
 
     def attack(idx: torch.Tensor, start: torch.Tensor, eps: float) -> adv.AttackResult:
         return adv.dedetect(x, loss, lambda a: torch.tensor([found(a).any()]), region=region, start=start,
