@@ -11,6 +11,7 @@ import torch
 from deidcli.config import DeidConfig
 from deidcli.consent import ConsentGallery, ConsentLog, split_consented
 from deidcli.detection import FaceDetector, build_detector, inference_scale
+from deidcli.detection.coco_torchvision import COCO_MODELS, CocoNet, TorchvisionDetector
 from deidcli.detection.ensemble import EnsembleDetector
 from deidcli.detection.keyframes import search_around
 from deidcli.detection.tiling import TiledDetector, merge, parse_tile
@@ -35,15 +36,20 @@ def eight_bit(image: np.ndarray) -> np.ndarray:
     return image if image.dtype == np.uint8 else (image >> 8).astype(np.uint8)
 
 
-def _target_detector(cfg: DeidConfig, target: str, threshold: float | None, device: str) -> FaceDetector:
-    """The detector of one target, as configured (YOLO ones need the yolo extra)."""
+def _target_detector(cfg: DeidConfig, target: str, threshold: float | None, device: str,
+                     coco: dict[str, CocoNet]) -> FaceDetector:
+    """The detector of one target, as configured (YOLO ones need the yolo extra); ``coco`` holds the torchvision
+    networks loaded so far, shared by the targets that name the same one."""
     if target == "face":
         return build_detector(cfg.detector, threshold, device)
-    if target == "body":
-        return YoloDetector(cfg.body_model, "--body-model", threshold or 0.25, cfg.max_side, device)
-    if target == "vehicle":
-        return YoloDetector(cfg.vehicle_model, "--vehicle-model", threshold or 0.25, cfg.max_side, device,
-                            wanted=VEHICLES)
+    if target in ("body", "vehicle"):
+        model, flag = (cfg.body_model, "--body-model") if target == "body" else (cfg.vehicle_model, "--vehicle-model")
+        wanted = ("person",) if target == "body" else VEHICLES
+        if model in COCO_MODELS:  # torchvision's, BSD: no extra needed
+            if model not in coco:
+                coco[model] = CocoNet(model, flag, device)
+            return TorchvisionDetector(model, flag, threshold or 0.3, device, wanted, net=coco[model])
+        return YoloDetector(model, flag, threshold or 0.25, cfg.max_side, device, wanted=wanted)
     models = [m.strip() for m in str(cfg.plate_model or "").split(",") if m.strip()]
     if not models:
         raise ModelUnavailableError("the plate target needs --plate-model (safelicensing, platedet or a YOLO path)")
@@ -73,6 +79,7 @@ class FrameAnonymizer:
         detectors: dict[str, FaceDetector] = {}
         styles: dict[int, RegionStyle] = {}
         missing: list[str] = []  # every unavailable model, one line each, before any frame
+        coco: dict[str, CocoNet] = {}
         for t in targets:
             styles[CLASS_ID[t]] = RegionStyle(
                 method=get_method(methods[t] or DeidConfig.method, cfg.basis, device, cfg.model, cfg.donors),
@@ -84,7 +91,7 @@ class FrameAnonymizer:
                 seed=cfg.seed + CLASS_ID[t],
             )
             try:
-                det = _target_detector(cfg, t, thresholds[t], device.type)
+                det = _target_detector(cfg, t, thresholds[t], device.type, coco)
             except ModelUnavailableError as exc:
                 missing.append(str(exc))
                 continue

@@ -22,8 +22,10 @@ class DeidConfig:
     targets: str = "face"  # comma list of face, body, plate, vehicle
     detector: str = "centerface"  # the face detector
     threshold: float | str | None = None  # None: each detector's default; or per target, "face=0.3,plate=0.4"
-    body_model: str = "yolo11n.pt"  # Ultralytics name (downloaded on first use with internet) or a .pt/.onnx path
-    vehicle_model: str = "yolo11n.pt"  # a COCO YOLO model (its car, motorcycle, bus and truck classes) or a path
+    # torchvision's COCO detectors by name (frcnn-mobilenet, frcnn-resnet50; BSD, fetched once), or a YOLO model (a
+    # name Ultralytics downloads, or a .pt/.onnx path; the yolo extra). Vehicles: cars, motorcycles, buses, trucks.
+    body_model: str = "frcnn-mobilenet"
+    vehicle_model: str = "frcnn-mobilenet"
     # named models (detection.yolo.NAMED_MODELS) or YOLO .pt/.onnx paths; a comma list runs each and merges the boxes
     plate_model: str = "safelicensing,platedet"
     scale: str = "auto"  # inference scale: "auto" (longest side capped at max_side) or a factor such as "0.5"

