@@ -97,3 +97,22 @@ def test_recall_downscaled_photos(centerface):
     folder = shared("faces_annotated")
     assert detector_recall(centerface, folder, downscale=0.5).recall >= 0.98
     assert detector_recall(centerface, folder, downscale=0.25).recall >= 0.8
+
+
+def test_a_default_run_imports_nothing_it_does_not_use():
+    """Start-up is paid on every file of a batch script: onnx (0.6 s), torchvision's detection and ops modules
+    (1.1 s: they bring torch._dynamo), SciPy's optimize (0.2 s, until a frame has tracks to match) and ultralytics
+    stay out of a default run's start-up."""
+    import subprocess
+    import sys
+
+    from deidcli.detection.centerface import default_model_path, runtime_model
+
+    runtime_model(default_model_path())  # the first run of all makes and keeps CenterFace's graph (with onnx)
+    code = ("import sys; from deidcli.cli import app; from deidcli.pipeline import run_jobs; "
+            "from deidcli.anonymizer import FrameAnonymizer; from deidcli.config import DeidConfig; "
+            "FrameAnonymizer.from_config(DeidConfig()); "
+            "bad = [m for m in ('onnx', 'torchvision', 'scipy.optimize', 'ultralytics') if m in sys.modules]; "
+            "assert not bad, bad")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr[-500:]

@@ -21,7 +21,6 @@ import hashlib
 import numpy as np
 import torch
 
-from deidcli.detection.mtcnn import PRUNE
 from deidcli.detections import box_iou
 from deidcli.methods import adversarial as adv
 from deidcli.methods import naive
@@ -109,6 +108,8 @@ def dedetect_frame(frame: np.ndarray, boxes: np.ndarray, detector, margin: float
             part = a[..., t:a.shape[-2] - b, l:a.shape[-1] - r]
             total = total + detector.cascade_loss(part, faces - torch.tensor([l, t, l, t]), margin, min_iou=0.05)
         return total / SAMPLES
+
+    from deidcli.detection.mtcnn import PRUNE  # here: MTCNN's nets bring torchvision.ops, 1 s of every start-up
 
     quick = PRUNE * float(np.minimum(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]).min()) if len(boxes) else 0
 

@@ -12,8 +12,6 @@ from dataclasses import dataclass, field
 from enum import IntEnum
 
 import numpy as np
-from scipy.linalg import cho_factor, cho_solve
-from scipy.optimize import linear_sum_assignment
 
 _STD_POSITION = 1.0 / 20
 _STD_VELOCITY = 1.0 / 160
@@ -50,8 +48,7 @@ def _kalman_update(mean: np.ndarray, cov: np.ndarray, xyah: np.ndarray) -> tuple
     innovation_cov = np.diag(np.square([_STD_POSITION * h, _STD_POSITION * h, 1e-1, _STD_POSITION * h]))
     projected_mean = _PROJECT @ mean
     projected_cov = _PROJECT @ cov @ _PROJECT.T + innovation_cov
-    gain = cho_solve(cho_factor(projected_cov, lower=True, check_finite=False), (cov @ _PROJECT.T).T,
-                     check_finite=False).T
+    gain = np.linalg.solve(projected_cov, (cov @ _PROJECT.T).T).T  # 4 x 4, symmetric positive definite
     return mean + (xyah - projected_mean) @ gain.T, cov - gain @ projected_cov @ gain.T
 
 
@@ -126,6 +123,10 @@ def assign(cost: np.ndarray, limit: float) -> tuple[list[tuple[int, int]], list[
     rows, cols = cost.shape
     if rows == 0 or cols == 0:
         return [], list(range(rows)), list(range(cols))
+    # Imported here, on the first frame with something to match: SciPy's optimize package takes 0.2 s to import,
+    # which the start-up would otherwise pay before the first frame is read.
+    from scipy.optimize import linear_sum_assignment
+
     extended = np.full((rows + cols, rows + cols), limit / 2.0)
     extended[:rows, :cols] = cost
     extended[rows:, cols:] = 0
