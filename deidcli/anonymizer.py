@@ -127,24 +127,15 @@ class FrameAnonymizer:
         """:meth:`detect`'s regions, and the faces that scored just under the threshold (only where the face
         detector can tell: CenterFace on the whole frame), which deidcli/detection/keyframes.py searches for on the
         frames it does not detect whole: a face that flickers across the threshold is still found there."""
-        det = self.detectors.get("face")
-        if not hasattr(det, "detect_with_candidates"):
-            return self.detect(image), Detections.empty()
-        image = eight_bit(image)
-        h, w = image.shape[:2]
-        faces, candidates = det.detect_with_candidates(image, inference_scale(w, h, self.scale, self.max_side))
-        faces.class_id[:] = candidates.class_id[:] = CLASS_ID["face"]
-        others = [self._detect_target(image, t) for t in self.detectors if t != "face"]
-        return Detections.concat([faces, *others]), candidates
+        return self.detect_keyframes([image])[0]
 
     def detect_keyframes(self, images: list[np.ndarray]) -> list[tuple[Detections, Detections]]:
         """:meth:`detect_keyframe` on each image, the face detector's passes batched across them where it can
         batch (CenterFace on frames that need no tiles): on a GPU one pass over several frames costs little more
         than one over a single frame. The same regions as one by one."""
-        det = self.detectors.get("face")
-        many = getattr(det, "detect_with_candidates_many", None)
+        many = getattr(self.detectors.get("face"), "detect_with_candidates_many", None)
         if many is None or not images:
-            return [self.detect_keyframe(image) for image in images]
+            return [(self.detect(image), Detections.empty()) for image in images]
         images = [eight_bit(image) for image in images]
         h, w = images[0].shape[:2]
         out = []

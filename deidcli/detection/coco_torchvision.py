@@ -23,7 +23,6 @@ from deidcli.weights import FileWeights, weights_file
 class CocoModel:
     builder: str  # the torchvision.models.detection function
     weights: FileWeights
-    note: str  # for --help and the README: COCO box mAP and cost
 
 
 def _torchvision(name: str, stem: str, prefix: str) -> FileWeights:
@@ -32,14 +31,14 @@ def _torchvision(name: str, stem: str, prefix: str) -> FileWeights:
 
 
 COCO_MODELS: dict[str, CocoModel] = {
+    # COCO box mAP 32.8, 4.5 GFLOPs
     "frcnn-mobilenet": CocoModel(
         "fasterrcnn_mobilenet_v3_large_fpn",
-        _torchvision("Faster R-CNN MobileNetV3-Large FPN", "fasterrcnn_mobilenet_v3_large_fpn", "fb6a3cc7"),
-        "COCO box mAP 32.8, 4.5 GFLOPs"),
+        _torchvision("Faster R-CNN MobileNetV3-Large FPN", "fasterrcnn_mobilenet_v3_large_fpn", "fb6a3cc7")),
+    # COCO box mAP 46.7, 280 GFLOPs: for small, distant people, at many times the cost
     "frcnn-resnet50": CocoModel(
         "fasterrcnn_resnet50_fpn_v2",
-        _torchvision("Faster R-CNN ResNet-50 FPN v2", "fasterrcnn_resnet50_fpn_v2_coco", "dd69338a"),
-        "COCO box mAP 46.7, 280 GFLOPs: for small, distant people, at many times the cost"),
+        _torchvision("Faster R-CNN ResNet-50 FPN v2", "fasterrcnn_resnet50_fpn_v2_coco", "dd69338a")),
 }
 
 # torchvision's COCO label ids (index into this list); the background is 0.
@@ -87,7 +86,7 @@ class CocoNet:
         net = getattr(tvd, spec.builder)(weights=None, weights_backbone=None, num_classes=len(COCO_CATEGORIES),
                                          box_score_thresh=0.05)
         net.load_state_dict(state)
-        self.net, self.model, self.device = net.to(device).eval(), model, device
+        self.net, self.device = net.to(device).eval(), device
         self._last: tuple[np.ndarray, dict[str, np.ndarray]] | None = None
 
     def __call__(self, image: np.ndarray) -> dict[str, np.ndarray]:
