@@ -172,17 +172,19 @@ class FrameAnonymizer:
         return found
 
     def anonymize(self, image: np.ndarray, dets: Detections, index: int = 0, consent_log: ConsentLog | None = None,
-                  fallbacks: FallbackLog | None = None) -> np.ndarray:
+                  fallbacks: FallbackLog | None = None, changed: list[tuple[int, int, int, int]] | None = None
+                  ) -> np.ndarray:
         """A copy of ``image`` with every region in ``dets`` anonymized with its target's style (except the faces
         of consented people, checked on this frame's pixels, with each decision added to ``consent_log``); regions
-        a method could not do are frosted and counted in ``fallbacks``."""
+        a method could not do are frosted and counted in ``fallbacks``; every rectangle written to is added to
+        ``changed`` (nothing outside them differs from ``image``)."""
         if self.consent is not None:
             dets = split_consented(eight_bit(image), dets, self.consent, CLASS_ID["face"], index, consent_log)
         out = image
         for cid, style in self.styles.items():
             subset = dets[dets.class_id == cid] if len(self.styles) > 1 else dets
             if len(subset):
-                out = anonymize_frame(out, subset, style, index, self.device, fallbacks)
+                out = anonymize_frame(out, subset, style, index, self.device, fallbacks, changed)
         return out.copy() if out is image else out
 
     def __call__(self, image: np.ndarray, index: int = 0, consent_log: ConsentLog | None = None,

@@ -108,3 +108,23 @@ def nms(xyxy: np.ndarray, scores: np.ndarray, iou_threshold: float) -> np.ndarra
         ious = box_iou(xyxy[i : i + 1], xyxy[order[1:]])[0]
         order = order[1:][ious <= iou_threshold]
     return np.asarray(keep, dtype=np.int64)
+
+
+def merge_overlapping(crops: list[tuple[int, int, int, int]]) -> list[tuple[int, int, int, int]]:
+    """Integer rectangles ``(x1, y1, x2, y2)`` that overlap replaced by their bounding rectangle, until none
+    overlap (a face near another is searched for once; a pixel is pasted once)."""
+    crops = list(crops)
+    merged = True
+    while merged:
+        merged = False
+        for i in range(len(crops)):
+            for j in range(i + 1, len(crops)):
+                a, b = crops[i], crops[j]
+                if min(a[2], b[2]) > max(a[0], b[0]) and min(a[3], b[3]) > max(a[1], b[1]):
+                    crops[i] = (min(a[0], b[0]), min(a[1], b[1]), max(a[2], b[2]), max(a[3], b[3]))
+                    del crops[j]
+                    merged = True
+                    break
+            if merged:
+                break
+    return crops

@@ -228,8 +228,7 @@ def _anonymize_stream(
                 continue
             if item is _DONE:
                 return
-            image, pts = item
-            writer.write(image, pts)
+            writer.write(*item)
 
     stages = [decoder.stage, _Stage(write)]
     frames = decoder.items(stages)
@@ -245,9 +244,11 @@ def _anonymize_stream(
         for s in stages:  # inside the try: a signal now still stops and joins every thread before deid exits
             s.start()
         for frame, dets in found.items(stages):
-            image = anonymizer.anonymize(frame.image, dets, frame.index, result.consent, result.fallbacks)
+            changed: list[tuple[int, int, int, int]] = []
+            image = anonymizer.anonymize(frame.image, dets, frame.index, result.consent, result.fallbacks, changed)
             result.regions_per_frame.append(len(dets))
-            if not _put_checked(done, (image, frame.pts), stages):
+            # the writer pastes only what changed into the decoded picture, when the reader kept it
+            if not _put_checked(done, (image, frame.pts, frame.planes, changed), stages):
                 break
             if on_advance:
                 on_advance(1)
@@ -294,7 +295,7 @@ def _prepare_extras(job: Job, info, plan, anonymizer: FrameAnonymizer, cfg: Deid
         if o.action != "encode" or s.index == info.index:
             continue
         if s.role == "video":
-            reader = VideoReader(job.src, video=video_indices.index(s.index), deep=True)
+            reader = VideoReader(job.src, video=video_indices.index(s.index), deep=True, planes=True)
             path = temporary(f"stream{s.index}", ".nut")
             part = FileResult(str(job.src), str(path), "video")
             writer = VideoWriter(reader.info, settings, path, single_stream_plan(reader.info, plan.encoder))
@@ -348,7 +349,8 @@ def process_video(
     """
     result = FileResult(str(job.src), str(job.dst), "video")
     t0 = time.perf_counter()
-    reader = VideoReader(job.src, deep=True)  # 10-bit sources keep their precision outside the faces
+    # 10-bit sources keep their precision outside the faces; 4:2:0 ones their decoded pixels
+    reader = VideoReader(job.src, deep=True, planes=True)
     info = reader.info
     result.width, result.height, result.duration_s = info.width, info.height, info.duration_s
     settings = EncodeSettings(cfg.codec, cfg.crf, cfg.preset, cfg.strip_metadata)

@@ -9,7 +9,7 @@ import torch
 from conftest import DEVICES
 from deidcli.detections import Detections
 from deidcli.methods import METHODS, get_method
-from deidcli.methods.regions import RegionStyle, anonymize_frame, grow_boxes, region_mask
+from deidcli.methods.regions import FallbackLog, RegionStyle, anonymize_frame, grow_boxes, region_mask
 
 
 def frame(seed=0, h=240, w=320):
@@ -141,3 +141,22 @@ def test_deep_frames_keep_16_bits_outside_the_regions(name):
     assert np.array_equal(out[outside], img[outside])
     x1, y1, x2, y2 = DETS.xyxy[0].astype(int)
     assert np.abs(out[y1:y2, x1:x2].astype(int) - img[y1:y2, x1:x2]).mean() > 2000
+
+
+@pytest.mark.parametrize("name", [n for n, m in METHODS.items() if m.needs in (None, "basis")])
+@pytest.mark.parametrize("depth", [np.uint8, np.uint16])
+def test_every_pixel_written_lies_in_a_reported_rectangle(name, depth):
+    """The writer converts only the rectangles reported in ``changed`` (deidcli/video/planes.py): a pixel changed
+    outside them would reach the output as the source had it. Frosted fallbacks report theirs too."""
+    rng = np.random.default_rng(2)
+    img = rng.integers(0, np.iinfo(depth).max + 1, (240, 320, 3)).astype(depth)
+    dets = Detections([[40, 30, 100, 110], [200, 150, 330, 260], [90, 100, 150, 170], [5, 5, 6, 6]],
+                      [0.9, 0.8, 0.7, 0.6], [0, 0, 0, 0])  # overlapping, off the frame, a 1 px box
+    changed: list = []
+    out = anonymize_frame(img, dets, RegionStyle(get_method(name)), 0, "cpu", FallbackLog(), changed)
+    written = np.zeros(img.shape[:2], bool)
+    for x1, y1, x2, y2 in changed:
+        assert 0 <= x1 < x2 <= img.shape[1] and 0 <= y1 < y2 <= img.shape[0]
+        written[y1:y2, x1:x2] = True
+    assert np.array_equal(out[~written], img[~written])
+    assert written.any() and not np.array_equal(out[written], img[written])

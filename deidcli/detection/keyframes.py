@@ -23,7 +23,7 @@ from typing import TypeVar
 import numpy as np
 
 from deidcli.detection.tiling import merge
-from deidcli.detections import Detections, box_iou
+from deidcli.detections import Detections, box_iou, merge_overlapping
 
 T = TypeVar("T")
 
@@ -98,30 +98,10 @@ def search_crops(boxes: np.ndarray, width: int, height: int, scale: float) -> li
         left = int(round(min(max(cx - w / 2, 0), width - w)))
         top = int(round(min(max(cy - h / 2, 0), height - h)))
         out.append((left, top, min(width, left + int(round(w))), min(height, top + int(round(h)))))
-    out = _merge_overlapping(out)
+    out = merge_overlapping(out)
     if sum((x2 - x1) * (y2 - y1) for x1, y1, x2, y2 in out) > SEARCH_WHOLE * width * height:
         return [(0, 0, width, height)]  # one pass over the frame costs less than the crops
     return out
-
-
-def _merge_overlapping(crops: list[tuple[int, int, int, int]]) -> list[tuple[int, int, int, int]]:
-    """Crops that overlap replaced by their bounding rectangle, until none overlap: a face near another is
-    searched for once, and one forward pass over a larger crop costs less than several over its parts."""
-    crops = list(crops)
-    merged = True
-    while merged:
-        merged = False
-        for i in range(len(crops)):
-            for j in range(i + 1, len(crops)):
-                a, b = crops[i], crops[j]
-                if min(a[2], b[2]) > max(a[0], b[0]) and min(a[3], b[3]) > max(a[1], b[1]):
-                    crops[i] = (min(a[0], b[0]), min(a[1], b[1]), max(a[2], b[2]), max(a[3], b[3]))
-                    del crops[j]
-                    merged = True
-                    break
-            if merged:
-                break
-    return crops
 
 
 def search_around(detector, image: np.ndarray, boxes: np.ndarray, scale: float) -> Detections:

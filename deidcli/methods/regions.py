@@ -109,8 +109,11 @@ def anonymize_frame(
     frame_index: int = 0,
     device: torch.device | str = "cpu",
     fallbacks: FallbackLog | None = None,
+    changed: list[tuple[int, int, int, int]] | None = None,
 ) -> np.ndarray:
-    """Return a copy of ``frame`` (``H x W x 3`` RGB, uint8 or 16-bit) with every detected region anonymized.
+    """Return a copy of ``frame`` (``H x W x 3`` RGB, uint8 or 16-bit) with every detected region anonymized;
+    each rectangle ``(x1, y1, x2, y2)`` written to is added to ``changed`` (no pixel outside them differs: the
+    writer converts only these, deidcli/video/planes.py).
 
     Each region is processed at its own resolution so the strength scales with its size; the random methods draw
     from a generator seeded by ``(seed, track id)`` for tracked regions, so a person's noise does not change from
@@ -128,11 +131,13 @@ def anonymize_frame(
     if method.frame_fn is not None:
         strength = method.default_strength if style.strength is None else style.strength
         out, still_found = _frame_method(out, detections, method, strength)
+        if changed is not None:
+            changed.append((0, 0, frame.shape[1], frame.shape[0]))
         if not still_found.any():
             return out
         if fallbacks is not None:
             fallbacks.add(f"{method.name}: the face is still found at the largest budget", int(still_found.sum()))
-        return anonymize_frame(out, detections[still_found], frost, frame_index, device)
+        return anonymize_frame(out, detections[still_found], frost, frame_index, device, changed=changed)
     peak = float(np.iinfo(frame.dtype).max)  # 255, or 65535 for deep sources
     h, w = frame.shape[:2]
     boxes = square_boxes(detections.xyxy) if method.exact_crop else detections.xyxy
@@ -155,6 +160,8 @@ def anonymize_frame(
             if fallbacks is not None:
                 fallbacks.add(reason)
         out[y1:y2, x1:x2] = written.astype(frame.dtype)
+        if changed is not None:
+            changed.append((int(x1), int(y1), int(x2), int(y2)))
     return out
 
 

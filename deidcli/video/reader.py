@@ -17,6 +17,7 @@ import numpy as np
 from deidcli.errors import DecodeError, InvalidMediaError
 from deidcli.video import isobmff
 from deidcli.video.completeness import ReadStats, tally, truncation
+from deidcli.video.planes import PASTE_FORMATS
 from deidcli.video.probe import QUICKTIME, StreamInfo, is_cover_art, open_media, stream_info, why
 
 
@@ -53,11 +54,13 @@ class VideoInfo:
 class VideoReader:
     """Streams frames from one video stream of a file (``video``: 0 for the first, not counting cover pictures);
     memory stays flat whatever the length. With ``deep``, a source of more than 8 bits per sample is read as
-    16-bit RGB, so the pictures keep their precision to the encoder."""
+    16-bit RGB, so the pictures keep their precision to the encoder. With ``planes``, 4:2:0 frames also keep their
+    decoded planes (:attr:`Frame.planes`), for the writer to paste the anonymized regions into."""
 
-    def __init__(self, path: str | Path, video: int = 0, deep: bool = False) -> None:
+    def __init__(self, path: str | Path, video: int = 0, deep: bool = False, planes: bool = False) -> None:
         self.path = Path(path)
         self._deep = deep
+        self._planes = planes
         try:
             size = self.path.stat().st_size
         except OSError as exc:
@@ -151,6 +154,9 @@ class VideoReader:
         stats = self.stats = ReadStats()
         index = 0
         deep = self._deep and self.info.deep
+        # 10-bit planes only beside 16-bit RGB: an 8-bit picture cannot be pasted into them
+        keep = self._planes and self.info.pix_fmt in PASTE_FORMATS and (deep or not self.info.deep) \
+            and self.info.width % 2 == 0 and self.info.height % 2 == 0
         # AVI stores no presentation times: libavformat guesses them a reorder delay late for H.264 (the first
         # frame at 1). The first frame is shown at the stream's start, so the guess is moved back by its lateness.
         shift = None if self.info.container_format == "avi" else 0
@@ -164,7 +170,8 @@ class VideoReader:
                     if shift is None:
                         shift = max(0, (pts or 0) - (stream.start_time or 0)) if frame.dts is not None and pts is not None \
                             and pts > frame.dts else 0
-                    yield Frame(index, None if pts is None else pts - shift, to_rgb(frame, deep))
+                    planes = frame.to_ndarray() if keep and frame.format.name == self.info.pix_fmt else None
+                    yield Frame(index, None if pts is None else pts - shift, to_rgb(frame, deep), planes)
                     index += 1
                     stats.decoded = index
         except av.error.FFmpegError as exc:
@@ -190,6 +197,7 @@ class Frame:
     index: int
     pts: int | None
     image: np.ndarray  # H x W x 3 RGB, as stored (not rotated): uint8, or uint16 from a deep reader
+    planes: np.ndarray | None = None  # the decoded 4:2:0 picture (VideoReader(planes=True)), PyAV's packed layout
 
 
 def to_rgb(frame, deep: bool = False) -> np.ndarray:

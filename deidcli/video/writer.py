@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import subprocess
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,6 +21,7 @@ import numpy as np
 from deidcli.errors import EncodeError, OutputNotWritableError
 from deidcli.video import isobmff
 from deidcli.video.containers import OutputPlan, OutStream
+from deidcli.video.planes import Rect, paste_regions, pastes
 from deidcli.video.probe import ffmpeg_path
 from deidcli.video.reader import VideoInfo
 
@@ -248,12 +250,21 @@ class VideoWriter:
                                                                    ("color_range", "dst_color_range"))
                         if key in info.color}
 
-    def write(self, image: np.ndarray, pts: int | None) -> None:
-        """Queue one ``H x W x 3`` RGB frame (uint8, or uint16 for deep sources) with its source timestamp."""
+    def write(self, image: np.ndarray, pts: int | None, planes: np.ndarray | None = None,
+              changed: Sequence[Rect] | None = None) -> None:
+        """Queue one ``H x W x 3`` RGB frame (uint8, or uint16 for deep sources) with its source timestamp.
+
+        Given the frame's decoded ``planes`` and every rectangle of ``image`` the anonymizer ``changed``, only those
+        rectangles are converted and pasted into the planes (:mod:`deidcli.video.planes`), where the output keeps
+        the source's 4:2:0 format; otherwise the whole of ``image`` is converted."""
         if pts is None:  # streams without timestamps: keep order at the nominal rate
             pts = 0 if self._last_pts is None else self._last_pts + 1
-        rgb = "rgb48le" if image.dtype == np.uint16 else "rgb24"
-        frame = av.VideoFrame.from_ndarray(image, format=rgb).reformat(format=self.pix_fmt, **self._to_yuv)
+        if changed is not None and pastes(planes, image, self.pix_fmt) and self.pix_fmt == self.info.pix_fmt:
+            frame = av.VideoFrame.from_ndarray(paste_regions(planes, image, changed, self.pix_fmt, self._to_yuv),
+                                               format=self.pix_fmt)
+        else:
+            rgb = "rgb48le" if image.dtype == np.uint16 else "rgb24"
+            frame = av.VideoFrame.from_ndarray(image, format=rgb).reformat(format=self.pix_fmt, **self._to_yuv)
         frame.pts = pts
         frame.time_base = self.info.time_base
         self._last_pts = pts
