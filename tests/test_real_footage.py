@@ -49,7 +49,8 @@ def test_frames_and_audio_kept(street):
 
 def test_faces_changed_background_kept(street, tmp_path):
     """Inside every detected face SSIM against the original is far below 0.5; outside every anonymized region
-    (detections and the frames tracking filled in, as written by `deid detect`), PSNR stays above 35 dB."""
+    (detections and the frames tracking filled in, as written by `deid detect`), PSNR stays above 42 dB: those
+    pixels reach the encoder as decoded (41.0 dB at the lowest when whole frames went back through RGB)."""
     src, out, _ = street
     regions = tmp_path / "regions.jsonl"
     r = run_deid("detect", src, "-o", regions, "--quiet")
@@ -76,7 +77,7 @@ def test_faces_changed_background_kept(street, tmp_path):
     assert len(ssims) >= 20
     assert max(ssims) < 0.5, sorted(ssims)[-5:]
     assert np.median(ssims) < 0.3
-    assert min(psnrs) > 35, psnrs
+    assert min(psnrs) > 42, psnrs
 
 
 def test_default_method_defeats_dlib_recognizer():
