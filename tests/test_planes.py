@@ -46,7 +46,7 @@ def test_only_the_rects_change_and_they_hold_the_image(pix_fmt, dtype):
     planes = _planes(0, h, w, dtype)
     top = 65535 if dtype == np.uint16 else 255
     image = np.random.default_rng(1).integers(0, top + 1, (h, w, 3)).astype(dtype)
-    rects = [(5, 7, 30, 41), (60, 10, 95, 63)]
+    rects = [(5, 7, 30, 41), (60, 10, 95, 63), (0, 0, 1, 1)]  # a 1 px box becomes the 2x2 chroma cell
     out = paste_regions(planes, image, rects, pix_fmt)
     assert out.shape == planes.shape and out.dtype == planes.dtype
     inside = _inside(chroma_rects(rects, w, h), h, w)
