@@ -23,6 +23,7 @@ class ExitCode(IntEnum):
     LEAK_ABOVE_LIMIT = 11
     BATCH_PARTIAL = 12  # deid batch: some files failed, others were done
     BATCH_FAILED = 13  # deid batch: every file attempted failed
+    METHOD_FAILED = 14  # a whole-frame method's change did not survive the encoder (nothing written)
     INTERRUPTED = 130
 
 
@@ -70,6 +71,10 @@ class ModelUnavailableError(DeidError):
 
 class EncodeError(DeidError):
     exit_code = ExitCode.ENCODE_ERROR
+
+
+class MethodFailedError(DeidError):
+    exit_code = ExitCode.METHOD_FAILED
 
 
 class InterruptedRunError(DeidError):

@@ -10,10 +10,14 @@ from __future__ import annotations
 import io
 from pathlib import Path
 
+import numpy as np
 from PIL import Image
 
 # What deid anonymizes and writes back in the same format.
 SIGNATURES = {b"\xff\xd8\xff": ("JPEG", ".jpg"), b"\x89PNG\r\n\x1a\n": ("PNG", ".png")}
+# How deid writes a JPEG photo: 4:4:4 chroma, close to transparent.
+JPEG_OPTIONS = {"quality": 95, "subsampling": 0}
+
 # What it also reads, in folders of face photos (a photo saved as WebP under a .jpg name is common).
 READABLE = (b"RIFF", b"BM", b"II*\x00", b"MM\x00*", b"GIF87a", b"GIF89a")
 
@@ -46,3 +50,10 @@ def open_image(source: Path | bytes) -> Image.Image:
     if not _readable(head):
         raise Image.UnidentifiedImageError("not a JPEG, PNG, WebP, BMP, TIFF or GIF image")
     return Image.open(io.BytesIO(source) if isinstance(source, bytes) else source)
+
+
+def jpeg_round_trip(image: np.ndarray, quality: int = 95, subsampling: int = 0) -> np.ndarray:
+    """``image`` (``H x W x 3`` uint8 RGB) as it reads back once saved as a JPEG with these options (PIL's)."""
+    buf = io.BytesIO()
+    Image.fromarray(image).save(buf, "JPEG", quality=quality, subsampling=subsampling)
+    return np.array(Image.open(io.BytesIO(buf.getvalue())).convert("RGB"))

@@ -7,6 +7,7 @@ import json
 import queue
 import threading
 import time
+from functools import partial
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,9 +23,10 @@ from deidcli.detection.keyframes import KeyframeCount, keyframe_detections
 from deidcli.detections import Detections
 from deidcli.detections_io import frame_line, header, read_detections
 from deidcli.errors import DecodeError, DeidError, InvalidMediaError
-from deidcli.image_io import open_image
+from deidcli.image_io import JPEG_OPTIONS, jpeg_round_trip, open_image
 from deidcli.media import Job
 from deidcli.methods.regions import FallbackLog
+from deidcli.methods.stored_check import StoredCheck
 from deidcli.outputs import atomic_output, temporary_beside
 from deidcli.positions import has_positions
 from deidcli.targets import TARGETS
@@ -212,9 +214,11 @@ def _anonymize_stream(
     result: FileResult,
     on_advance: AdvanceHook | None = None,
     detections: Path | None = None,
+    check: StoredCheck | None = None,
 ) -> None:
     """Decode | detect + anonymize | encode one video stream through ``writer``, which is closed (or aborted on any
-    failure) before this returns."""
+    failure) before this returns. The faces given to a whole-frame method are added to ``check``, by the index of
+    the frame written."""
     info = reader.info
     stop = threading.Event()
     decoder = _Producer(reader.frames(), stop)
@@ -245,7 +249,11 @@ def _anonymize_stream(
             s.start()
         for frame, dets in found.items(stages):
             changed: list[tuple[int, int, int, int]] = []
-            image = anonymizer.anonymize(frame.image, dets, frame.index, result.consent, result.fallbacks, changed)
+            given: list[tuple[str, object, np.ndarray]] = []
+            image = anonymizer.anonymize(frame.image, dets, frame.index, result.consent, result.fallbacks, changed,
+                                         given=given)
+            for method, detector, boxes in given if check is not None else ():
+                check.add(len(result.regions_per_frame), method, detector, boxes)  # by the index written
             result.regions_per_frame.append(len(dets))
             # the writer pastes only what changed into the decoded picture, when the reader kept it
             if not _put_checked(done, (image, frame.pts, frame.planes, changed), stages):
@@ -366,7 +374,11 @@ def process_video(
         writer = VideoWriter(info, settings, tmp, plan, extras)
         if writer.pix_fmt_note:
             result.notes.append(f"stream {info.index}: {writer.pix_fmt_note}")
-        _anonymize_stream(reader, writer, anonymizer, cfg, result, on_advance, detections)
+        check = StoredCheck()
+        _anonymize_stream(reader, writer, anonymizer, cfg, result, on_advance, detections, check)
+        # de-detection is made for the 8-bit frames: the file as encoded must hide the faces too, or none is published
+        if note := check.verify(tmp):
+            result.notes.append(note)
     if result.frames_undecodable:
         result.notes.append(f"{result.frames_undecodable} frame(s) of the source cannot be decoded (no keyframe "
                             f"before them, or hidden by an edit list): nothing of them is written")
@@ -475,7 +487,9 @@ def process_image(
         raise InvalidMediaError(f"{job.src}: not a readable image ({exc.__class__.__name__})") from None
     if on_start:
         on_start(1, job.src.name)
-    out, dets = anonymizer(rgb, 0, result.consent, result.fallbacks)
+    # A whole-frame method (de-detection) checks its result as it will be stored: a JPEG reads back changed.
+    coding = partial(jpeg_round_trip, **JPEG_OPTIONS) if fmt == "JPEG" else None
+    out, dets = anonymizer(rgb, 0, result.consent, result.fallbacks, coding=coding)
     result.count(dets)
     result.regions_per_frame = [len(dets)]
     result.frames = 1
@@ -487,7 +501,7 @@ def process_image(
         if icc:
             save_kwargs["icc_profile"] = icc
     if fmt == "JPEG":
-        save_kwargs.update(quality=95, subsampling=0)
+        save_kwargs.update(JPEG_OPTIONS)
     with atomic_output(job.dst, cfg.overwrite, job.src) as tmp:
         Image.fromarray(out).save(tmp, format=fmt or None, **save_kwargs)
     if on_advance:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
+
 import numpy as np
 import pytest
 import torch
@@ -239,6 +242,137 @@ def test_dedetect_fails_closed_when_the_budget_is_too_small():
     out = anonymize_frame(image, found, RegionStyle(weak))
     x1, y1, x2, y2 = found.xyxy[0].astype(int)
     assert np.abs(out[y1:y2, x1:x2].astype(int) - image[y1:y2, x1:x2]).mean() > 10  # frosted, not left as it was
+
+
+def test_dedetect_fails_closed_when_the_stored_frame_shows_the_face():
+    """A face hidden in the 8-bit frame but found in the frame as the output stores it is frosted: here a coding
+    that gives back the original picture, so no budget can hide the face in it."""
+    from dataclasses import replace
+    from functools import partial
+
+    from deidcli.methods import get_method
+    from deidcli.methods.adversarial_methods import dedetect_frame
+    from deidcli.methods.regions import FallbackLog, RegionStyle, anonymize_frame
+
+    image, found, detector = _astronaut_face()
+    quick = replace(get_method("dedetect"), frame_fn=partial(dedetect_frame, steps=2, budgets=(20 / 255,)))
+    log = FallbackLog()
+    out = anonymize_frame(image, found, RegionStyle(quick), fallbacks=log, coding=lambda _: image)
+    x1, y1, x2, y2 = found.xyxy[0].astype(int)
+    assert np.abs(out[y1:y2, x1:x2].astype(int) - image[y1:y2, x1:x2]).mean() > 10  # frosted
+    assert log.total == 1
+
+
+def test_the_photo_coding_is_what_deid_writes(tmp_path):
+    """The round trip de-detection checks a JPEG photo with reads back the very pixels `deid run` stores."""
+    from PIL import Image
+
+    from deidcli.image_io import JPEG_OPTIONS, jpeg_round_trip
+
+    image, _, _ = _astronaut_face()
+    path = tmp_path / "out.jpg"
+    Image.fromarray(image).save(path, format="JPEG", **JPEG_OPTIONS)
+    np.testing.assert_array_equal(np.asarray(Image.open(path).convert("RGB")), jpeg_round_trip(image, **JPEG_OPTIONS))
+    assert np.abs(jpeg_round_trip(image, **JPEG_OPTIONS).astype(int) - image).max() > 0  # lossy: worth checking
+
+
+@pytest.mark.slow
+def test_dedetect_survives_the_jpeg_deid_writes(tmp_path):
+    """A JPEG photo through `deid run --method dedetect`: MTCNN finds no face in the JPEG file written (the attack
+    checks its result after the same JPEG round trip; a face it could not hide there is frosted)."""
+    from PIL import Image
+
+    from conftest import run_deid
+
+    image, _, detector = _astronaut_face()
+    src, out = tmp_path / "face.jpg", tmp_path / "out.jpg"
+    Image.fromarray(image).save(src, quality=95)
+    source = np.asarray(Image.open(src).convert("RGB"))
+    assert len(detector.detect(source, 1.0)) == 1
+    r = run_deid("run", src, "-o", out, "--method", "dedetect", "-q", "--json")
+    assert r.returncode == 0, r.stderr
+    assert len(detector.detect(np.asarray(Image.open(out).convert("RGB")), 1.0)) == 0
+
+
+def _encoded(tmp_path, frames: int = 3):
+    import av
+
+    path = tmp_path / "v.mp4"
+    with av.open(str(path), "w") as c:
+        s = c.add_stream("libx264", rate=25)
+        s.width, s.height, s.pix_fmt = 64, 48, "yuv420p"
+        for i in range(frames):
+            picture = np.full((48, 64, 3), 40 * i, np.uint8)
+            c.mux(s.encode(av.VideoFrame.from_ndarray(picture, format="rgb24")))
+        c.mux(s.encode(None))
+    return path
+
+
+class _Finds:
+    """A stand-in detector: finds a face at ``box`` in every frame whose mean is ``at`` (a frame index's grey)."""
+
+    def __init__(self, at: int | None):
+        self.at, self.seen = at, []
+
+    def detect(self, image, scale):
+        from deidcli.detections import Detections
+
+        grey = int(round(image.mean() / 40))
+        self.seen.append(grey)
+        boxes = np.array([[10, 10, 30, 30]], np.float32) if grey == self.at else np.zeros((0, 4), np.float32)
+        return Detections(boxes, np.ones(len(boxes), np.float32), np.zeros(len(boxes)))
+
+
+def test_the_encoded_video_is_checked_frame_by_frame(tmp_path):
+    """Each face a whole-frame method was given is looked for in that frame of the encoded file, and only there;
+    one found again refuses the file (exit 14), none gives the report a note."""
+    from deidcli.errors import ExitCode, MethodFailedError
+    from deidcli.methods.stored_check import StoredCheck
+
+    path = _encoded(tmp_path)
+    hidden, check = _Finds(at=None), StoredCheck()
+    check.add(1, "dedetect", hidden, np.array([[12, 12, 28, 28]]))
+    assert "none of 1 faces found again" in check.verify(path)
+    assert hidden.seen == [1]  # frame 1 only
+    back = _Finds(at=2)
+    check = StoredCheck()
+    check.add(1, "dedetect", back, np.array([[12, 12, 28, 28]]))
+    check.add(2, "dedetect", back, np.array([[12, 12, 28, 28]]))
+    with pytest.raises(MethodFailedError, match="finds 1 of 2 faces again") as err:
+        check.verify(path)
+    assert err.value.exit_code == ExitCode.METHOD_FAILED == 14
+    away = StoredCheck()
+    away.add(2, "dedetect", back, np.array([[40, 30, 60, 46]]))  # a detection elsewhere is not this face
+    assert away.verify(path)
+    assert StoredCheck().verify(path) == ""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("crf", [18, 0])
+def test_dedetect_on_video_never_publishes_a_face_the_encoder_brought_back(tmp_path, crf):
+    """Three frames of the sample clip through `deid run --method dedetect`: a file is written only where MTCNN
+    finds no face in it; at crf 18 x264 brought the face back (exit 14, nothing written), lossless it did not."""
+    import av
+    import imageio_ffmpeg
+
+    from conftest import SAMPLE, run_deid
+    from deidcli.detection.mtcnn import MTCNNDetector
+
+    clip, out = tmp_path / "clip.mp4", tmp_path / "out.mp4"
+    subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-loglevel", "error", "-i", str(SAMPLE), "-frames:v",
+                    "3", "-c:v", "libx264", "-crf", "16", "-an", str(clip)], check=True)
+    r = run_deid("run", clip, "-o", out, "--method", "dedetect", "--crf", str(crf), "-q", "--json")
+    assert r.returncode in (0, 14), r.stderr
+    if r.returncode == 14:
+        assert not out.exists() and "finds" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+        return
+    detector = MTCNNDetector()
+    with av.open(str(out)) as c:
+        assert [len(detector.detect(f.to_ndarray(format="rgb24"), 1.0)) for f in c.decode(video=0)] == [0, 0, 0]
+    notes = json.loads(r.stdout)["files"][0]["notes"]
+    assert "dedetect: checked in the encoded video, none of 3 faces found again" in notes
+    if crf == 0:
+        assert r.returncode == 0
 
 
 def test_dedetect_is_refused_for_bodies_and_plates():

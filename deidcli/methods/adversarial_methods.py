@@ -8,7 +8,8 @@
   frame (its image pyramid is resampled from another size, so other candidates reach R-Net and O-Net); the loss is
   therefore averaged over random trims of the frame's borders (expectation over the pyramid's alignment) and the
   stopping rule is the detector on the frame itself. Budgets escalate (6, 10, 14, 20 grey levels) until it works;
-  a face MTCNN still finds at the largest is frosted instead (fail closed). Slow: a 512 px frame takes 8-41 s
+  a face MTCNN still finds at the largest, in the frame or in the frame as the output stores it (a JPEG, or for
+  video a JPEG standing in for the encoder), is frosted instead (fail closed). Slow: a 512 px frame takes 8-41 s
   on 2 cores, a 1382x1868 photo 2.5 min.
 
 The method changes the face square at the region's own resolution and paste it back without feathering: the change is
@@ -91,22 +92,38 @@ def face_masks(shape: tuple[int, int], boxes: np.ndarray, grow: float) -> torch.
     return m
 
 
+def to_tensor(image: np.ndarray) -> torch.Tensor:
+    """``H x W x 3`` uint8 -> ``(1, 3, H, W)`` in ``[0, 1]``."""
+    return torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)[None].float() / 255
+
+
 def dedetect_frame(frame: np.ndarray, boxes: np.ndarray, detector, margin: float = 0.1, steps: int = 50,
-                   budgets: tuple[float, ...] = DEDETECT_BUDGETS, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+                   budgets: tuple[float, ...] = DEDETECT_BUDGETS, seed: int = 0, coding=None
+                   ) -> tuple[np.ndarray, np.ndarray]:
     """Hide the faces at ``boxes: (N, 4)`` of ``frame`` (``H x W x 3`` uint8 RGB) from ``detector`` (an
     ``MTCNNDetector``), each candidate ``margin`` below MTCNN's thresholds. Returns the new frame and, per box,
-    whether the detector still finds it there (those the caller must anonymize otherwise)."""
+    whether the detector still finds it there (those the caller must anonymize otherwise).
+
+    ``coding(image) -> image``: the frame as the output stores it (a JPEG's round trip). The face must then stay
+    hidden there too: a change of a few grey levels is partly quantized away, and MTCNN found a face in the JPEG of
+    a photo it no longer found in. Every other sample of the loss is taken through the coding, its gradient passed
+    straight through (the coding is not differentiable; its loss is close to the identity's), and the stopping
+    rule asks both."""
     boxes = np.asarray(boxes, dtype=np.float32).reshape(-1, 4)
-    x = torch.from_numpy(np.ascontiguousarray(frame)).permute(2, 0, 1)[None].float() / 255
+    x = to_tensor(frame)
     faces = torch.from_numpy(boxes)[None]
     region = face_masks(frame.shape[:2], boxes, DEDETECT_REGION)
     g = torch.Generator().manual_seed(seed)
 
+    def coded(a: torch.Tensor) -> torch.Tensor:
+        return a + (to_tensor(coding(to_image(a[0]))).to(a.device) - a).detach()
+
     def loss(a: torch.Tensor) -> torch.Tensor:
         total = a.new_zeros(1)
-        for _ in range(SAMPLES):
+        for k in range(SAMPLES):
             l, t, r, b = torch.randint(0, JITTER + 1, (4,), generator=g).tolist()
-            part = a[..., t:a.shape[-2] - b, l:a.shape[-1] - r]
+            view = coded(a) if coding is not None and k % 2 else a
+            part = view[..., t:a.shape[-2] - b, l:a.shape[-1] - r]
             total = total + detector.cascade_loss(part, faces - torch.tensor([l, t, l, t]), margin, min_iou=0.05)
         return total / SAMPLES
 
@@ -117,12 +134,18 @@ def dedetect_frame(frame: np.ndarray, boxes: np.ndarray, detector, margin: float
     def on(dets) -> np.ndarray:
         return (box_iou(dets.xyxy, boxes) >= 0.3).any(0) if len(dets) else np.zeros(len(boxes), dtype=bool)
 
-    def found(a: torch.Tensor) -> np.ndarray:
-        image = to_image(a[0])
+    def found_in(image: np.ndarray) -> np.ndarray:
         # A quick look first (the pyramid without the levels for faces far smaller than these): while it still
         # finds a face the attack goes on; once it finds none, the full detector on the whole frame decides.
         seen = on(detector.detect(image, 1.0, min_window=quick))
         return seen if seen.any() else on(detector.detect(image, 1.0))
+
+    def found(a: torch.Tensor) -> np.ndarray:
+        image = to_image(a[0])
+        seen = found_in(image)
+        if coding is None or seen.all():
+            return seen
+        return seen | found_in(coding(image))
 
     def attack(idx: torch.Tensor, start: torch.Tensor, eps: float) -> adv.AttackResult:
         return adv.dedetect(x, loss, lambda a: torch.tensor([found(a).any()]), region=region, start=start,

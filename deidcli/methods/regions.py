@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -13,6 +14,9 @@ from deidcli.detections import Detections
 from deidcli.methods.registry import METHODS, Method
 
 FEATHER = 0.08  # fraction of the ellipse radius over which the mask fades out
+
+# ``coding(image) -> image``: an 8-bit RGB frame as the output will store it (a lossy round trip such as a JPEG's)
+Coding = Callable[[np.ndarray], np.ndarray]
 
 
 @dataclass
@@ -110,6 +114,7 @@ def anonymize_frame(
     device: torch.device | str = "cpu",
     fallbacks: FallbackLog | None = None,
     changed: list[tuple[int, int, int, int]] | None = None,
+    coding: Coding | None = None,
 ) -> np.ndarray:
     """Return a copy of ``frame`` (``H x W x 3`` RGB, uint8 or 16-bit) with every detected region anonymized;
     each rectangle ``(x1, y1, x2, y2)`` written to is added to ``changed`` (no pixel outside them differs: the
@@ -121,7 +126,9 @@ def anonymize_frame(
 
     Fail closed, region by region: a region whose method missed its goal, or whose written pixels hardly changed
     (less than the method's ``min_change`` in 8-bit grey levels; none at all for the adversarial methods), is
-    frosted instead, and the reason counted in ``fallbacks``.
+    frosted instead, and the reason counted in ``fallbacks``. A whole-frame method (de-detection) checks its
+    result on the frame and, with ``coding``, on the frame as the output stores it: hidden in the one but found in
+    the other is not hidden.
     """
     out = frame.copy()
     if len(detections) == 0:
@@ -130,7 +137,7 @@ def anonymize_frame(
     frost = replace(style, method=METHODS["frost"], strength=None)
     if method.frame_fn is not None:
         strength = method.default_strength if style.strength is None else style.strength
-        out, still_found = _frame_method(out, detections, method, strength)
+        out, still_found = _frame_method(out, detections, method, strength, coding)
         if changed is not None:
             changed.append((0, 0, frame.shape[1], frame.shape[0]))
         if not still_found.any():
@@ -165,15 +172,15 @@ def anonymize_frame(
     return out
 
 
-def _frame_method(frame: np.ndarray, detections: Detections, method: Method, strength: float
-                  ) -> tuple[np.ndarray, np.ndarray]:
+def _frame_method(frame: np.ndarray, detections: Detections, method: Method, strength: float,
+                  coding: Coding | None = None) -> tuple[np.ndarray, np.ndarray]:
     """A whole-frame method (de-detection) on an 8-bit frame, as its detector sees it; on a deep frame only the
     pixels it changed are written back."""
     if frame.dtype == np.uint8:
-        out, still = method.frame_fn(frame, detections.xyxy, method.model, strength)
+        out, still = method.frame_fn(frame, detections.xyxy, method.model, strength, coding=coding)
         return out, np.asarray(still, dtype=bool)
     low = (frame >> 8).astype(np.uint8)
-    done, still = method.frame_fn(low, detections.xyxy, method.model, strength)
+    done, still = method.frame_fn(low, detections.xyxy, method.model, strength, coding=coding)
     out = frame.copy()
     changed = done != low
     out[changed] = done[changed].astype(np.uint16) * 257

@@ -34,7 +34,8 @@ class Method:
     # both ways) and pasted back unfeathered, so the model later reads the very pixels the attack optimised.
     exact_crop: bool = False
     # Methods that must see the whole frame (a detector's image pyramid spans it): ``frame_fn(frame, boxes, model,
-    # strength) -> (frame, still_found)``; regions it could not handle are frosted by anonymize_frame.
+    # strength, coding=None) -> (frame, still_found)``, ``coding`` the frame as the output stores it (a lossy round
+    # trip, or None); regions it could not handle are frosted by anonymize_frame.
     frame_fn: Callable[..., tuple[Any, Any]] | None = None
     faces_only: bool = False  # aimed at a face detector: meaningless (and leaky) on bodies and plates
     # Fail closed: a region whose written pixels changed by less than this (mean, in grey levels over the face)
