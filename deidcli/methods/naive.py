@@ -11,16 +11,19 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
 
 def gaussian_kernel1d(sigma: float, device=None, dtype=torch.float32) -> torch.Tensor:
     """Normalised 1-D Gaussian truncated at ``±ceil(3 sigma)``: size ``2 ceil(3 sigma) + 1``."""
+    # Built in NumPy: a frame's regions each need their own, and torch's per-call cost on tensors this small was
+    # most of it (the main thread anonymizes while the detector's thread waits for the GIL).
     radius = max(int(math.ceil(3.0 * sigma)), 1)
-    u = torch.arange(-radius, radius + 1, device=device, dtype=torch.float64)
-    k = torch.exp(-(u**2) / (2.0 * sigma**2))
-    return (k / k.sum()).to(dtype)
+    u = np.arange(-radius, radius + 1, dtype=np.float64)
+    k = np.exp(-(u**2) / (2.0 * sigma**2))
+    return torch.from_numpy(k / k.sum()).to(device=device, dtype=dtype)
 
 
 def gaussian_blur(x: torch.Tensor, sigma: float, clip: bool = True) -> torch.Tensor:
@@ -70,15 +73,15 @@ def fast_gaussian_blur(x: torch.Tensor, sigma: float, max_sigma: float = 2.0) ->
 
 def _bilinear_matrix(out: int, size: int, like: torch.Tensor) -> torch.Tensor:
     """``(out, size)`` weights of a bilinear resize along one axis (``align_corners=False``, edges clamped)."""
-    src = ((torch.arange(out, dtype=torch.float64) + 0.5) * (size / out) - 0.5).clamp(min=0)
-    i0 = src.floor().long().clamp(max=size - 1)
-    i1 = (i0 + 1).clamp(max=size - 1)
+    src = np.maximum((np.arange(out, dtype=np.float64) + 0.5) * (size / out) - 0.5, 0)  # NumPy: as the kernel
+    i0 = np.minimum(np.floor(src).astype(np.int64), size - 1)
+    i1 = np.minimum(i0 + 1, size - 1)
     frac = src - i0
-    m = torch.zeros(out, size, dtype=torch.float64)
-    rows = torch.arange(out)
+    m = np.zeros((out, size), dtype=np.float64)
+    rows = np.arange(out)
     m[rows, i0] += 1 - frac
     m[rows, i1] += frac
-    return m.to(device=like.device, dtype=like.dtype)
+    return torch.from_numpy(m).to(device=like.device, dtype=like.dtype)
 
 
 def upsample_bilinear(x: torch.Tensor, h: int, w: int) -> torch.Tensor:
