@@ -8,9 +8,9 @@
   frame (its image pyramid is resampled from another size, so other candidates reach R-Net and O-Net); the loss is
   therefore averaged over random trims of the frame's borders (expectation over the pyramid's alignment) and the
   stopping rule is the detector on the frame itself. Budgets escalate (6, 10, 14, 20 grey levels) until it works;
-  a face MTCNN still finds at the largest, in the frame or in the frame as the output stores it (a JPEG, or for
-  video a JPEG standing in for the encoder), is frosted instead (fail closed). Slow: a 512 px frame takes 8-41 s
-  on 2 cores, a 1382x1868 photo 2.5 min.
+  a face MTCNN still finds at the largest, in the frame or in the JPEG a JPEG photo is written as, is frosted instead
+  (fail closed); a video is checked once encoded (deidcli/methods/stored_check.py). Slow: a 512 px frame takes
+  9-42 s on 2 cores, a 1382x1868 photo 2.5 min.
 
 The method changes the face square at the region's own resolution and paste it back without feathering: the change is
 already invisible, and a feathered edge would cut into the pattern that makes it work.
