@@ -160,3 +160,29 @@ def test_every_pixel_written_lies_in_a_reported_rectangle(name, depth):
         written[y1:y2, x1:x2] = True
     assert np.array_equal(out[~written], img[~written])
     assert written.any() and not np.array_equal(out[written], img[written])
+
+
+def test_an_exact_crop_is_centred_on_a_face_cut_by_the_frame_edge():
+    """A model's square (ifgvm's) is cut around the face even where the region runs past the frame: the crop the
+    method gets is padded with edge pixels so the face sits at its centre, and only the frame's own pixels are
+    written back."""
+    from dataclasses import replace
+
+    img = np.full((120, 160, 3), 60, np.uint8)
+    img[8:13, 148:153] = 250  # the face's centre, 10 px from the top and 10 from the right
+    dets = Detections(np.array([[140, 0, 160, 20]], np.float32), np.ones(1, np.float32), np.zeros(1))
+    seen = []
+
+    def darker(x, *_):
+        seen.append(x.clone())
+        return (x * 0.5).clamp(0, 1)
+
+    exact = replace(METHODS["blur"], name="exact", _fn=darker, exact_crop=True)
+    out = anonymize_frame(img, dets, RegionStyle(exact, mask_scale=2.0))
+    crop = seen[0][0].mean(0)
+    h, w = crop.shape
+    assert (h, w) == (40, 40)  # the whole 2.0 square, though the frame keeps only its lower-left quarter
+    ys, xs = np.nonzero((crop > 0.9).numpy())
+    assert abs(ys.mean() - (h - 1) / 2) <= 1 and abs(xs.mean() - (w - 1) / 2) <= 1
+    assert out.shape == img.shape and (out[:30, 130:] < img[:30, 130:]).any()
+    assert (out[40:, :120] == img[40:, :120]).all()

@@ -153,11 +153,20 @@ def anonymize_frame(
         if x2 - x1 < 1 or y2 - y1 < 1:
             continue
         crop_np = out[y1:y2, x1:x2]
+        left, top = x1, y1
+        if method.exact_crop:
+            # A model's square is cut around the face, past the frame's edge as a recognizer cuts it (edge pixels
+            # repeated): clipped, the square sat off the face and FaceNet on the face's own crop barely moved.
+            u = np.concatenate([np.floor(scaled[i, :2]), np.ceil(scaled[i, 2:])]).astype(np.int64)
+            pads = ((y1 - u[1], u[3] - y2), (x1 - u[0], u[2] - x2), (0, 0))
+            if any(a or b for a, b in pads):
+                crop_np = np.pad(crop_np, pads, mode="edge")
+                left, top = int(u[0]), int(u[1])
         # uint8 goes to the device as it is (a quarter of float32's bytes); torch has no arithmetic on uint16
         crop_np = np.ascontiguousarray(crop_np if frame.dtype == np.uint8 else crop_np.astype(np.float32))
         crop = torch.from_numpy(crop_np).to(device).permute(2, 0, 1)[None].float().div_(peak)
         tid = -1 if detections.tracker_id is None else int(detections.tracker_id[i])
-        full = tuple(scaled[i] - np.array([x1, y1, x1, y1]))  # the unclipped box, in crop coordinates
+        full = tuple(scaled[i] - np.array([left, top, left, top]))  # the unclipped box, in crop coordinates
         lm = None
         if method.uses_landmarks and detections.landmarks is not None:
             lm = torch.from_numpy(detections.landmarks[i] - np.array([x1, y1], np.float32))[None].to(device)
@@ -166,7 +175,7 @@ def anonymize_frame(
             written, _ = _region(crop, frost, frame_index, i, tid, full, peak)
             if fallbacks is not None:
                 fallbacks.add(reason)
-        out[y1:y2, x1:x2] = written.astype(frame.dtype)
+        out[y1:y2, x1:x2] = written[y1 - top:y2 - top, x1 - left:x2 - left].astype(frame.dtype)
         if changed is not None:
             changed.append((int(x1), int(y1), int(x2), int(y2)))
     return out
