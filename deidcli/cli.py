@@ -67,7 +67,7 @@ def run(
                      "pixelate, noise, impulse, solid, svd. A face-like look (eigenfaces): pca, ksame, hypersphere. "
                      "A natural face, made or a donor's: autoencoder, autoencoder-ap, gan, replace. The real "
                      "face, hidden from machines only: ifgvm (recognizers), dedetect (detectors); slow on a CPU: "
-                     "ifgvm about 6 s a face, dedetect 9-42 s a 512 px frame and 2.5 min a 1382x1868 photo "
+                     "ifgvm 2-19 s a face, dedetect 9-42 s a 512 px frame and 2.5 min a 1382x1868 photo "
                      "(2 cores; the progress bar shows seconds a frame); dedetect is checked in the file written "
                      "(a JPEG's loss; a video is decoded again and refused, exit 14, where the encoder brought a "
                      "face back). Per target: face=frost,plate=solid."),

@@ -172,7 +172,8 @@ def test_rank_test_passes_and_fails_where_the_spec_says():
 
 @pytest.mark.slow
 def test_ifgvm_through_deid_run_on_a_photo(tmp_path):
-    """On a real photo: FaceNet moves the face far from itself, within 4 grey levels per pixel."""
+    """On a real photo: FaceNet, on its own crop of the face at the detector's box, finds it at least the match
+    distance from itself, within 6 grey levels per pixel."""
     from PIL import Image
 
     from conftest import run_deid, shared
@@ -181,22 +182,21 @@ def test_ifgvm_through_deid_run_on_a_photo(tmp_path):
     from deidcli.evaluation.recognizer import FaceNetRecognizer, embed_faces
 
     src = shared("identities", "img2.jpg")
-    small = tmp_path / "face.png"  # lossless: JPEG at quality 95 wipes the perturbation out (see the note)
+    small = tmp_path / "face.png"
     with Image.open(src) as im:
         im.convert("RGB").resize((im.width * 400 // im.height, 400)).save(small)
     original = np.asarray(Image.open(small).convert("RGB"))
     box = build_detector("centerface", None, "cpu").detect(original, 1.0).xyxy[0]
     out = tmp_path / "out.png"
-    # The 1.3 region FaceNet frames faces with: at the default 2.0 the attacked square is wider than FaceNet's crop
-    # and the distance reached on this face falls to 0.79 (issue 13 owns the adversarial methods' framing).
-    r = run_deid("run", small, "-o", out, "--method", "ifgvm", "-q", "--mask-scale", "1.3")
+    # The default region (2.0) runs past the photo's top edge here: the attacked square must still be the face's.
+    r = run_deid("run", small, "-o", out, "--method", "ifgvm", "-q")
     assert r.returncode == 0, r.stderr
     result = np.asarray(Image.open(out).convert("RGB"))
     assert psnr(box_region(original, box), box_region(result, box)) > 35
-    assert np.abs(result.astype(int) - original.astype(int)).max() <= 4
+    assert np.abs(result.astype(int) - original.astype(int)).max() <= 6
     rec = FaceNetRecognizer()
     d = np.linalg.norm(embed_faces(rec, original, box[None]) - embed_faces(rec, result, box[None]))
-    assert d > 0.8  # from 0; at 4 grey levels per pixel the distance saturates near 1.0 on this face
+    assert d >= 1.0  # 0.79 when the square sat off the face in the clipped region, and only its own crop moved
 
 
 def _astronaut_face():
