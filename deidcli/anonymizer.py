@@ -20,6 +20,7 @@ from deidcli.detections import Detections
 from deidcli.errors import ConfigError, ModelUnavailableError
 from deidcli.methods import get_method
 from deidcli.methods.regions import Coding, FallbackLog, RegionStyle, anonymize_frame
+from deidcli.methods.stored_check import Probe
 from deidcli.targets import CLASS_ID, parse_targets, per_target
 
 
@@ -173,14 +174,14 @@ class FrameAnonymizer:
 
     def anonymize(self, image: np.ndarray, dets: Detections, index: int = 0, consent_log: ConsentLog | None = None,
                   fallbacks: FallbackLog | None = None, changed: list[tuple[int, int, int, int]] | None = None,
-                  coding: Coding | None = None, given: list[tuple[str, object, np.ndarray]] | None = None
+                  coding: Coding | None = None, given: list[tuple[str, Probe, int]] | None = None
                   ) -> np.ndarray:
         """A copy of ``image`` with every region in ``dets`` anonymized with its target's style (except the faces
         of consented people, checked on this frame's pixels, with each decision added to ``consent_log``); regions
         a method could not do are frosted and counted in ``fallbacks``; every rectangle written to is added to
         ``changed`` (nothing outside them differs from ``image``). ``coding``: the picture as the output stores it
         (a lossy round trip), where a whole-frame method checks its result too; ``given`` gets ``(method name,
-        its detector, boxes)`` for each set of faces a whole-frame method was given (consented faces are not), for
+        probe, faces)`` for each set of faces given to a method an encoder can undo (consented faces are not), for
         the check of the encoded file (deidcli/methods/stored_check.py)."""
         if self.consent is not None:
             dets = split_consented(eight_bit(image), dets, self.consent, CLASS_ID["face"], index, consent_log)
@@ -189,8 +190,11 @@ class FrameAnonymizer:
             subset = dets[dets.class_id == cid] if len(self.styles) > 1 else dets
             if len(subset):
                 out = anonymize_frame(out, subset, style, index, self.device, fallbacks, changed, coding)
-                if given is not None and style.method.frame_fn is not None:
-                    given.append((style.method.name, style.method.model, subset.xyxy.copy()))
+                method = style.method
+                if given is not None and method.stored_probe is not None:
+                    strength = method.default_strength if style.strength is None else style.strength
+                    probe = method.stored_probe(method.model, eight_bit(image), subset.xyxy, strength)
+                    given.append((method.name, probe, len(subset)))
         return out.copy() if out is image else out
 
     def __call__(self, image: np.ndarray, index: int = 0, consent_log: ConsentLog | None = None,

@@ -68,9 +68,9 @@ def run(
                      "A natural face, made or a donor's: autoencoder, autoencoder-ap, gan, replace. The real "
                      "face, hidden from machines only: ifgvm (recognizers), dedetect (detectors); slow on a CPU: "
                      "ifgvm 2-19 s a face, dedetect 9-42 s a 512 px frame and 2.5 min a 1382x1868 photo "
-                     "(2 cores; the progress bar shows seconds a frame); dedetect is checked in the file written "
-                     "(a JPEG's loss; a video is decoded again and refused, exit 14, where the encoder brought a "
-                     "face back). Per target: face=frost,plate=solid."),
+                     "(2 cores; the progress bar shows seconds a frame); both are checked in the file written (a "
+                     "video is decoded again and refused, exit 14, where the encoder undid them: use --crf 0). "
+                     "Per target: face=frost,plate=solid."),
     ] = None,
     strength: Annotated[
         Optional[str],

@@ -217,8 +217,8 @@ def _anonymize_stream(
     check: StoredCheck | None = None,
 ) -> None:
     """Decode | detect + anonymize | encode one video stream through ``writer``, which is closed (or aborted on any
-    failure) before this returns. The faces given to a whole-frame method are added to ``check``, by the index of
-    the frame written."""
+    failure) before this returns. The probes of the faces given to a method an encoder can undo are added to
+    ``check``, by the index of the frame written."""
     info = reader.info
     stop = threading.Event()
     decoder = _Producer(reader.frames(), stop)
@@ -249,11 +249,11 @@ def _anonymize_stream(
             s.start()
         for frame, dets in found.items(stages):
             changed: list[tuple[int, int, int, int]] = []
-            given: list[tuple[str, object, np.ndarray]] = []
+            given: list = []
             image = anonymizer.anonymize(frame.image, dets, frame.index, result.consent, result.fallbacks, changed,
                                          given=given)
-            for method, detector, boxes in given if check is not None else ():
-                check.add(len(result.regions_per_frame), method, detector, boxes)  # by the index written
+            for method, probe, faces in given if check is not None else ():
+                check.add(len(result.regions_per_frame), method, probe, faces)  # by the index written
             result.regions_per_frame.append(len(dets))
             # the writer pastes only what changed into the decoded picture, when the reader kept it
             if not _put_checked(done, (image, frame.pts, frame.planes, changed), stages):
@@ -376,7 +376,7 @@ def process_video(
             result.notes.append(f"stream {info.index}: {writer.pix_fmt_note}")
         check = StoredCheck()
         _anonymize_stream(reader, writer, anonymizer, cfg, result, on_advance, detections, check)
-        # de-detection is made for the 8-bit frames: the file as encoded must hide the faces too, or none is published
+        # the adversarial methods are made for 8-bit frames: the file as encoded must keep them, or none is published
         if note := check.verify(tmp):
             result.notes.append(note)
     if result.frames_undecodable:

@@ -327,24 +327,38 @@ def test_the_encoded_video_is_checked_frame_by_frame(tmp_path):
     """Each face a whole-frame method was given is looked for in that frame of the encoded file, and only there;
     one found again refuses the file (exit 14), none gives the report a note."""
     from deidcli.errors import ExitCode, MethodFailedError
+    from deidcli.methods.adversarial_methods import dedetect_probe
     from deidcli.methods.stored_check import StoredCheck
 
     path = _encoded(tmp_path)
+    face = np.array([[12, 12, 28, 28]])
     hidden, check = _Finds(at=None), StoredCheck()
-    check.add(1, "dedetect", hidden, np.array([[12, 12, 28, 28]]))
-    assert "none of 1 faces found again" in check.verify(path)
+    check.add(1, "dedetect", dedetect_probe(hidden, None, face, 0.1), 1)
+    assert "none of 1 faces found or matched again" in check.verify(path)
     assert hidden.seen == [1]  # frame 1 only
     back = _Finds(at=2)
     check = StoredCheck()
-    check.add(1, "dedetect", back, np.array([[12, 12, 28, 28]]))
-    check.add(2, "dedetect", back, np.array([[12, 12, 28, 28]]))
-    with pytest.raises(MethodFailedError, match="finds 1 of 2 faces again") as err:
+    check.add(1, "dedetect", dedetect_probe(back, None, face, 0.1), 1)
+    check.add(2, "dedetect", dedetect_probe(back, None, face, 0.1), 1)
+    with pytest.raises(MethodFailedError, match="1 of 2 faces are found or matched again") as err:
         check.verify(path)
     assert err.value.exit_code == ExitCode.METHOD_FAILED == 14
-    away = StoredCheck()
-    away.add(2, "dedetect", back, np.array([[40, 30, 60, 46]]))  # a detection elsewhere is not this face
+    away = StoredCheck()  # a detection elsewhere is not this face
+    away.add(2, "dedetect", dedetect_probe(back, None, np.array([[40, 30, 60, 46]]), 0.1), 1)
     assert away.verify(path)
     assert StoredCheck().verify(path) == ""
+
+
+def _three_frames(tmp_path):
+    """The sample clip's first three frames (640x360, the astronaut's face in each), as H.264."""
+    import imageio_ffmpeg
+
+    from conftest import SAMPLE
+
+    clip = tmp_path / "clip.mp4"
+    subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-loglevel", "error", "-i", str(SAMPLE), "-frames:v",
+                    "3", "-c:v", "libx264", "-crf", "16", "-an", str(clip)], check=True)
+    return clip
 
 
 @pytest.mark.slow
@@ -353,26 +367,52 @@ def test_dedetect_on_video_never_publishes_a_face_the_encoder_brought_back(tmp_p
     """Three frames of the sample clip through `deid run --method dedetect`: a file is written only where MTCNN
     finds no face in it; at crf 18 x264 brought the face back (exit 14, nothing written), lossless it did not."""
     import av
-    import imageio_ffmpeg
 
-    from conftest import SAMPLE, run_deid
+    from conftest import run_deid
     from deidcli.detection.mtcnn import MTCNNDetector
 
-    clip, out = tmp_path / "clip.mp4", tmp_path / "out.mp4"
-    subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-loglevel", "error", "-i", str(SAMPLE), "-frames:v",
-                    "3", "-c:v", "libx264", "-crf", "16", "-an", str(clip)], check=True)
+    clip, out = _three_frames(tmp_path), tmp_path / "out.mp4"
     r = run_deid("run", clip, "-o", out, "--method", "dedetect", "--crf", str(crf), "-q", "--json")
     assert r.returncode in (0, 14), r.stderr
     if r.returncode == 14:
-        assert not out.exists() and "finds" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+        assert not out.exists() and "again in the encoded video" in r.stderr
+        assert len(r.stderr.strip().splitlines()) == 1
         return
     detector = MTCNNDetector()
     with av.open(str(out)) as c:
         assert [len(detector.detect(f.to_ndarray(format="rgb24"), 1.0)) for f in c.decode(video=0)] == [0, 0, 0]
     notes = json.loads(r.stdout)["files"][0]["notes"]
-    assert "dedetect: checked in the encoded video, none of 3 faces found again" in notes
+    assert "dedetect: checked in the encoded video, none of 3 faces found or matched again" in notes
     if crf == 0:
         assert r.returncode == 0
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("crf", [18, 0])
+def test_ifgvm_on_video_never_publishes_a_face_facenet_matches_again(tmp_path, crf):
+    """Three frames of the sample clip through `deid run --method ifgvm`: a file is written only where FaceNet, on
+    its own crop at each face's box, finds every face at least the match distance from the source's."""
+    import av
+
+    from conftest import run_deid
+    from deidcli.detection import build_detector
+    from deidcli.evaluation.recognizer import FaceNetRecognizer, embed_faces
+
+    clip, out = _three_frames(tmp_path), tmp_path / "out.mp4"
+    r = run_deid("run", clip, "-o", out, "--method", "ifgvm", "--crf", str(crf), "-q", "--json")
+    assert r.returncode in (0, 14), r.stderr
+    if r.returncode == 14:
+        assert not out.exists() and "again in the encoded video" in r.stderr
+        return
+    detector, rec = build_detector("centerface", None, "cpu"), FaceNetRecognizer()
+    with av.open(str(clip)) as a, av.open(str(out)) as b:
+        for src, dst in zip(a.decode(video=0), b.decode(video=0)):
+            source, written = src.to_ndarray(format="rgb24"), dst.to_ndarray(format="rgb24")
+            boxes = detector.detect(source, 1.0).xyxy
+            d = np.linalg.norm(embed_faces(rec, source, boxes) - embed_faces(rec, written, boxes), axis=1)
+            assert (d >= 1.0).all()
+    assert "ifgvm: checked in the encoded video, none of 3 faces found or matched again" in json.loads(
+        r.stdout)["files"][0]["notes"]
 
 
 def test_dedetect_is_refused_for_bodies_and_plates():

@@ -117,6 +117,12 @@ DEDETECT_REGION = 1.2  # the change may reach 20% beyond the face box (methods.m
 JITTER = 12  # pixels trimmed at random from each border per sample: the pyramid's alignment in another image
 SAMPLES = 2  # trims averaged per step
 FALLBACK_SIGMA, FALLBACK_GRAIN = 24.0, 0.08  # frost's defaults, for a face the attack could not hide
+FOUND_IOU = 0.3  # the overlap at which a detection counts as the face de-detection hides
+
+
+def found_at(dets, boxes: np.ndarray) -> np.ndarray:
+    """``(N,) bool``: which of ``boxes`` a detection of ``dets`` overlaps by :data:`FOUND_IOU`."""
+    return (box_iou(dets.xyxy, boxes) >= FOUND_IOU).any(0) if len(dets) else np.zeros(len(boxes), dtype=bool)
 
 
 def to_image(x: torch.Tensor) -> np.ndarray:
@@ -173,14 +179,11 @@ def dedetect_frame(frame: np.ndarray, boxes: np.ndarray, detector, margin: float
 
     quick = PRUNE * float(np.minimum(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]).min()) if len(boxes) else 0
 
-    def on(dets) -> np.ndarray:
-        return (box_iou(dets.xyxy, boxes) >= 0.3).any(0) if len(dets) else np.zeros(len(boxes), dtype=bool)
-
     def found_in(image: np.ndarray) -> np.ndarray:
         # A quick look first (the pyramid without the levels for faces far smaller than these): while it still
         # finds a face the attack goes on; once it finds none, the full detector on the whole frame decides.
-        seen = on(detector.detect(image, 1.0, min_window=quick))
-        return seen if seen.any() else on(detector.detect(image, 1.0))
+        seen = found_at(detector.detect(image, 1.0, min_window=quick), boxes)
+        return seen if seen.any() else found_at(detector.detect(image, 1.0), boxes)
 
     def found(a: torch.Tensor) -> np.ndarray:
         image = to_image(a[0])
@@ -213,3 +216,28 @@ def dedetect_crops(x, s, scale, g, color, inner, track, model):
             y = naive.gaussian_noise(naive.fast_gaussian_blur(y, FALLBACK_SIGMA * h / 112), FALLBACK_GRAIN, generator=g)
         out.append(y[0].to(x.dtype))
     return torch.stack(out)
+
+
+
+def dedetect_probe(detector, frame: np.ndarray, boxes: np.ndarray, strength: float):
+    """``probe(written) -> (N,) bool``: the faces at ``boxes`` that ``detector`` finds in a written frame."""
+    boxes = np.asarray(boxes, dtype=np.float32).reshape(-1, 4).copy()
+
+    def probe(written: np.ndarray) -> np.ndarray:
+        return found_at(detector.detect(written, 1.0), boxes)
+
+    return probe
+
+
+def ifgvm_probe(rec, frame: np.ndarray, boxes: np.ndarray, strength: float):
+    """``probe(written) -> (N,) bool``: the faces at ``boxes`` that FaceNet, on its own crop at each box, finds
+    closer than ``strength`` to themselves in ``frame`` (still a match)."""
+    from deidcli.evaluation.recognizer import embed_faces
+
+    boxes = np.asarray(boxes, dtype=np.float32).reshape(-1, 4).copy()
+    own = embed_faces(rec, frame, boxes)
+
+    def probe(written: np.ndarray) -> np.ndarray:
+        return np.linalg.norm(embed_faces(rec, written, boxes) - own, axis=1) < strength
+
+    return probe

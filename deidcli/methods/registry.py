@@ -38,6 +38,9 @@ class Method:
     # trip, or None); regions it could not handle are frosted by anonymize_frame.
     frame_fn: Callable[..., tuple[Any, Any]] | None = None
     faces_only: bool = False  # aimed at a face detector: meaningless (and leaky) on bodies and plates
+    # Methods made for the 8-bit frame that an encoder can undo: ``stored_probe(model, frame, boxes, strength)``
+    # gives ``probe(written) -> (N,) bool``, the faces whose goal the written frame misses (methods/stored_check.py).
+    stored_probe: Callable[..., Callable[[Any], Any]] | None = None
     # Fail closed: a region whose written pixels changed by less than this (mean, in grey levels over the face)
     # did not get the method's protection and is frosted instead. Adversarial methods change a few grey levels by
     # design and say themselves whether they reached their goal; for them any change at all is required.
@@ -166,11 +169,12 @@ METHODS: dict[str, Method] = {
         Method(
             "ifgvm", 1.0, "FaceNet embedding distance to reach from the original (1.0 = no longer a match)",
             "higher", False, adversarial_methods.ifgvm_method, "facenet", True, min_change=0.0,
+            stored_probe=adversarial_methods.ifgvm_probe,
         ),
         Method(
             "dedetect", 0.1, "margin below MTCNN's thresholds that every candidate on the face must fall", "higher",
             False, adversarial_methods.dedetect_crops, "mtcnn", frame_fn=adversarial_methods.dedetect_frame,
-            faces_only=True, min_change=0.0,
+            faces_only=True, min_change=0.0, stored_probe=adversarial_methods.dedetect_probe,
         ),
         Method(
             "autoencoder", 1.0, "how far the face's code moves to the mean code (0-1; 1: one mean face for all)",
