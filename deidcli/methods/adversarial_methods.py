@@ -20,6 +20,7 @@ already invisible, and a feathered edge would cut into the pattern that makes it
 from __future__ import annotations
 
 import hashlib
+import itertools
 
 import numpy as np
 import torch
@@ -85,7 +86,7 @@ def ifgvm_method(x, s, scale, g, color, inner, track, model):
     every = list(range(len(views)))
     with torch.no_grad():
         own = embed(x, every).view(len(views), len(x), -1)
-    turn = iter(range(10**9))
+    turn = itertools.count()  # the step, for the views each step's loss takes in turn
     region = torch.zeros((len(x), 1, h, w), device=x.device)
     y0, y1 = min(v[0] for v in views), max(v[1] for v in views)
     x0, x1 = min(v[2] for v in views), max(v[3] for v in views)
@@ -211,7 +212,7 @@ def dedetect_crops(x, s, scale, g, color, inner, track, model):
         side_h, side_w = h * inner, w * inner
         box = np.array([[(w - side_w) / 2, (h - side_h) / 2, (w + side_w) / 2, (h + side_h) / 2]])
         done, still_found = dedetect_frame(to_image(crop), box, model, margin=s)
-        y = torch.from_numpy(done).permute(2, 0, 1)[None].to(x.device, torch.float32) / 255
+        y = to_tensor(done).to(x.device)
         if still_found.any():
             y = naive.gaussian_noise(naive.fast_gaussian_blur(y, FALLBACK_SIGMA * h / 112), FALLBACK_GRAIN, generator=g)
         out.append(y[0].to(x.dtype))

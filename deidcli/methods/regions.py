@@ -78,11 +78,16 @@ def grow_boxes(xyxy: np.ndarray, scale: float, width: int, height: int) -> np.nd
     return _pixel_boxes(scale_boxes(xyxy, scale), width, height)
 
 
+def _covering_boxes(boxes: np.ndarray) -> np.ndarray:
+    """Integer ``(N, 4)`` boxes covering every pixel the float ``boxes`` touch (not clipped)."""
+    return np.concatenate([np.floor(boxes[:, :2]), np.ceil(boxes[:, 2:])], axis=1).astype(np.int64)
+
+
 def _pixel_boxes(boxes: np.ndarray, width: int, height: int) -> np.ndarray:
-    out = np.concatenate([np.floor(boxes[:, :2]), np.ceil(boxes[:, 2:])], axis=1)
+    out = _covering_boxes(boxes)
     out[:, [0, 2]] = out[:, [0, 2]].clip(0, width)
     out[:, [1, 3]] = out[:, [1, 3]].clip(0, height)
-    return out.astype(np.int64)
+    return out
 
 
 def region_mask(
@@ -149,6 +154,7 @@ def anonymize_frame(
     h, w = frame.shape[:2]
     boxes = square_boxes(detections.xyxy) if method.exact_crop else detections.xyxy
     scaled = scale_boxes(boxes, style.mask_scale)
+    covering = _covering_boxes(scaled)
     for i, (x1, y1, x2, y2) in enumerate(_pixel_boxes(scaled, w, h)):
         if x2 - x1 < 1 or y2 - y1 < 1:
             continue
@@ -157,7 +163,7 @@ def anonymize_frame(
         if method.exact_crop:
             # A model's square is cut around the face, past the frame's edge as a recognizer cuts it (edge pixels
             # repeated): clipped, the square sat off the face and FaceNet on the face's own crop barely moved.
-            u = np.concatenate([np.floor(scaled[i, :2]), np.ceil(scaled[i, 2:])]).astype(np.int64)
+            u = covering[i]
             pads = ((y1 - u[1], u[3] - y2), (x1 - u[0], u[2] - x2), (0, 0))
             if any(a or b for a, b in pads):
                 crop_np = np.pad(crop_np, pads, mode="edge")
