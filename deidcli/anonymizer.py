@@ -85,12 +85,15 @@ class FrameAnonymizer:
             styles[CLASS_ID[t]] = RegionStyle(
                 method=get_method(methods[t] or DeidConfig.method, cfg.basis, device, cfg.model, cfg.donors),
                 strength=strengths[t],
-                # Faces are round; an ellipse on a body or plate box would leave its corners.
+                # Faces are round; an ellipse on a body or plate box would leave its corners; an area is its polygon,
+                # grown already by its own margin (deidcli/areas/places.py).
                 mask_shape=cfg.mask_shape if t == "face" else "box",
-                mask_scale=cfg.mask_scale if t == "face" else max(1.1, min(cfg.mask_scale, 1.2)),
+                mask_scale=cfg.mask_scale if t == "face" else 1.0 if t == "area" else max(1.1, min(cfg.mask_scale, 1.2)),
                 color=cfg.color,
                 seed=cfg.seed + CLASS_ID[t],
             )
+            if t == "area":  # placed in each frame (deidcli/areas/), not detected
+                continue
             try:
                 det = _target_detector(cfg, t, thresholds[t], device.type, coco)
             except ModelUnavailableError as exc:

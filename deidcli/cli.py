@@ -50,6 +50,43 @@ def _parse_color(value: str | None) -> tuple[float, float, float] | None:
     return tuple(v / 255 for v in rgb)
 
 
+# Places: declared once, shared by `deid run` and `deid areas`
+AreasOpt = Annotated[Optional[Path], typer.Option(
+    "--areas", help="JSON/YAML file of areas drawn in pixels: each a polygon with action mask (hidden wherever seen) "
+    "or keep (nothing inside anonymized) and anchor frame (fixed on the screen, optionally start/end seconds) or "
+    "ground (drawn on frame N, held on the same ground as the drone moves). See docs/places.md.")]
+GeofenceOpt = Annotated[Optional[Path], typer.Option(
+    "--geofence", help="GeoJSON (WGS84 Polygon/MultiPolygon features, property action mask|keep) placed in every "
+    "frame from the flight's telemetry.")]
+TelemetryOpt = Annotated[Optional[Path], typer.Option(
+    "--telemetry", help="The flight's telemetry for --geofence: a DJI .SRT (any layout) or a CSV flight log "
+    "(time_s,lat,lon,rel_alt_m,yaw_deg,pitch_deg,roll_deg[,hfov_deg]). Default: the .SRT beside the video.")]
+AreaMarginOpt = Annotated[Optional[float], typer.Option(
+    "--area-margin", help="Metres each zone grows on the ground before it is projected (default 3: a consumer "
+    "drone's GPS and gimbal error).")]
+CameraPitchOpt = Annotated[Optional[float], typer.Option(
+    "--camera-pitch", help="Camera pitch in degrees (0 horizon, -90 straight down) where the telemetry has none; "
+    "overrides it.")]
+CameraYawOpt = Annotated[Optional[float], typer.Option(
+    "--camera-yaw", help="Camera yaw in degrees clockwise from true north where the telemetry has none.")]
+HfovOpt = Annotated[Optional[float], typer.Option(
+    "--hfov", help="Horizontal field of view in degrees (default: from the telemetry's 35 mm focal length).")]
+GroundAltOpt = Annotated[Optional[float], typer.Option(
+    "--ground-alt", help="Ground height above sea level in metres: the camera's height is then abs_alt minus this "
+    "(default: the ground is flat at the take-off height, rel_alt).")]
+TelemetryGapsOpt = Annotated[Optional[str], typer.Option(
+    "--telemetry-gaps", help="Frames the telemetry does not cover (a gap over 1 s, or it ends early): refuse "
+    "(default, exit 15, nothing written) or mask (those frames masked whole, listed in the report).")]
+
+
+def _place_overrides(areas, geofence, telemetry, area_margin, camera_pitch, camera_yaw, hfov, ground_alt,
+                     telemetry_gaps) -> dict:
+    """The configuration keys of the place options."""
+    return dict(areas=str(areas) if areas else None, geofence=str(geofence) if geofence else None,
+                telemetry=str(telemetry) if telemetry else None, area_margin=area_margin, camera_pitch=camera_pitch,
+                camera_yaw=camera_yaw, hfov=hfov, ground_alt=ground_alt, telemetry_gaps=telemetry_gaps)
+
+
 @app.command("run")
 def run(
     inputs: Annotated[list[Path], typer.Argument(help="Video files, images (jpg, png) or folders of them.")],
@@ -179,11 +216,26 @@ def run(
         Optional[Path],
         typer.Option(help="Use the regions in this `deid detect` file instead of detecting (one video input)."),
     ] = None,
+    areas: AreasOpt = None,
+    geofence: GeofenceOpt = None,
+    telemetry: TelemetryOpt = None,
+    area_margin: AreaMarginOpt = None,
+    camera_pitch: CameraPitchOpt = None,
+    camera_yaw: CameraYawOpt = None,
+    hfov: HfovOpt = None,
+    ground_alt: GroundAltOpt = None,
+    telemetry_gaps: TelemetryGapsOpt = None,
 ) -> None:
-    """Anonymize every face in the inputs and write new files; inputs are never modified."""
+    """Anonymize every face in the inputs and write new files; inputs are never modified.
+
+    Places too: --areas hides (or keeps) polygons drawn in pixels, fixed or held on the ground; --geofence hides
+    map zones placed in each frame from the flight's telemetry (the .SRT beside the video). They are the target
+    `area` (--method area=solid). Check placement first with `deid areas`.
+    """
     import torch
 
     from deidcli.anonymizer import FrameAnonymizer
+    from deidcli.areas.places import Places
     from deidcli.config import load_config
     from deidcli.media import plan_jobs
     from deidcli.outputs import remove_stale_temporaries
@@ -201,17 +253,23 @@ def run(
         hold_s=hold, codec=codec, crf=crf, preset=preset,
         seed=seed, strip_metadata=strip_metadata or None, overwrite=overwrite or None, audit=audit or None,
         fail_on_leak=fail_on_leak,
+        **_place_overrides(areas, geofence, telemetry, area_margin, camera_pitch, camera_yaw, hfov, ground_alt,
+                           telemetry_gaps),
     )
     _warn_weak_strength(cfg)
+    places = Places.from_config(cfg)  # a bad areas or GeoJSON file is one line before anything loads
     jobs = plan_jobs(inputs, output)
     if detections is not None and (len(jobs) != 1 or jobs[0].kind != "video"):
         raise ConfigError("--detections applies to exactly one video input")
+    if telemetry is not None and len(jobs) != 1:
+        raise ConfigError("--telemetry is one flight's: give one video (several find the .SRT beside each)")
     for folder in {j.dst.parent for j in jobs}:  # what runs killed with kill -9 left behind
         remove_stale_temporaries(folder, recursive=False)
     anonymizer = FrameAnonymizer.from_config(cfg)  # models and --consented photos load before the bar appears
     torch.set_num_threads(anonymizer.torch_threads())
     with FrameProgress(enabled=not quiet) as bar:
-        results = run_jobs(jobs, cfg, anonymizer, on_start=bar.start, on_advance=bar.advance, detections=detections)
+        results = run_jobs(jobs, cfg, anonymizer, on_start=bar.start, on_advance=bar.advance, detections=detections,
+                           places=places)
     leaked = []
     if cfg.audit or cfg.fail_on_leak is not None:
         from deidcli.evaluation.audit import audit_output
@@ -397,6 +455,56 @@ def detect(
         r = detect_video(video, dst, FrameAnonymizer.from_config(cfg), cfg, bar.start, bar.advance)
     if not quiet:
         typer.echo(f"{dst}  ({r.frames} frames, {sum(r.regions_per_frame)} regions, {len(r.tracks)} tracks)", err=True)
+
+
+@app.command("areas")
+def areas_sheet(
+    video: Annotated[Path, typer.Argument(help="Video file.")],
+    output: Annotated[
+        Optional[Path], typer.Option("-o", "--output", help="Contact sheet PNG. Default: VIDEO.areas.png.")
+    ] = None,
+    areas: AreasOpt = None,
+    geofence: GeofenceOpt = None,
+    telemetry: TelemetryOpt = None,
+    area_margin: AreaMarginOpt = None,
+    camera_pitch: CameraPitchOpt = None,
+    camera_yaw: CameraYawOpt = None,
+    hfov: HfovOpt = None,
+    ground_alt: GroundAltOpt = None,
+    every: Annotated[float, typer.Option(help="Seconds between the frames shown.")] = 2.0,
+    columns: Annotated[int, typer.Option(help="Frames per row.")] = 4,
+    config: Annotated[Optional[Path], typer.Option("--config", help="YAML preset; flags override it.")] = None,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing sheet.")] = False,
+    json_out: Annotated[bool, typer.Option("--json", help="Print the places' report as JSON on stdout.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+) -> None:
+    """Check where areas and geofence zones land before a long render: a contact sheet of frames every few
+    seconds, each place outlined with its state (green placed, cyan tracked on the ground, orange uncertain and
+    grown, blue keep, a red border where the frame would be masked whole). Telemetry gaps are shown, not refused.
+    """
+    from deidcli.areas.places import Places
+    from deidcli.areas.sheet import contact_sheet
+    from deidcli.config import load_config
+    from deidcli.errors import InputNotFoundError
+    from deidcli.progress import FrameProgress
+
+    if not video.is_file():
+        raise InputNotFoundError(f"{video}: no such file")
+    cfg = load_config(config).with_overrides(**_place_overrides(
+        areas, geofence, telemetry, area_margin, camera_pitch, camera_yaw, hfov, ground_alt, None))
+    places = Places.from_config(cfg)
+    if places is None:
+        raise ConfigError("deid areas needs --areas or --geofence: the places to show")
+    dst = output or video.with_name(video.name + ".areas.png")
+    with FrameProgress(enabled=not quiet) as bar:
+        if places.needs_ground:
+            bar.start(None, f"{video.name}: tracking the ground")
+        result = contact_sheet(video, places, dst, every, columns, overwrite=overwrite,
+                               on_advance=bar.advance if places.needs_ground else None)
+    if json_out:
+        typer.echo(json.dumps(result))
+    if not quiet:
+        typer.echo(f"{dst}  ({result['frames_shown']} frames shown)", err=True)
 
 
 @app.command("audit")

@@ -57,6 +57,16 @@ class DeidConfig:
     preset: str = "veryfast"
     strip_metadata: bool = False
     overwrite: bool = False
+    # places (deidcli/areas/): areas drawn in pixels, zones on the map placed from the flight's telemetry
+    areas: str | None = None  # JSON/YAML areas file
+    geofence: str | None = None  # GeoJSON of WGS84 zones
+    telemetry: str | None = None  # DJI .SRT or CSV flight log; None: the .SRT beside the video
+    area_margin: float = 3.0  # metres each zone grows on the ground: consumer GPS and gimbal error (README, Places)
+    camera_pitch: float | None = None  # degrees, where the telemetry has no gimbal angles (or to override them)
+    camera_yaw: float | None = None
+    hfov: float | None = None  # degrees; None: from the telemetry's focal length
+    ground_alt: float | None = None  # metres above sea level of the ground; None: the take-off height (rel_alt)
+    telemetry_gaps: str = "refuse"  # frames the telemetry does not cover: refuse the file, or mask them whole
     # checking: `deid audit` on every finished video (batch and run)
     audit: bool = False
     audit_every: int = 1  # audit every N-th frame
@@ -69,6 +79,8 @@ class DeidConfig:
         if unknown:
             raise ConfigError(f"unknown configuration keys: {', '.join(sorted(unknown))}")
         cfg = replace(self, **{k: v for k, v in values.items() if v is not None})
+        if (cfg.areas or cfg.geofence) and "area" not in parse_targets(cfg.targets):
+            cfg = replace(cfg, targets=",".join((*parse_targets(cfg.targets), "area")))  # the places given are hidden
         cfg.validate()
         return cfg
 
@@ -120,6 +132,18 @@ class DeidConfig:
             raise ConfigError("tile scale must be between 0.25 and 4")
         if self.lookahead_s < 0 or self.hold_s < 0:
             raise ConfigError("lookahead and hold must not be negative")
+        if "area" in targets and not (self.areas or self.geofence):
+            raise ConfigError("the area target needs --areas or --geofence: the places to hide")
+        if self.telemetry and not self.geofence:
+            raise ConfigError("--telemetry places a --geofence; give the GeoJSON of the zones too")
+        if self.telemetry_gaps not in ("refuse", "mask"):
+            raise ConfigError("telemetry gaps must be 'refuse' or 'mask'")
+        if not 0 <= self.area_margin <= 1000:
+            raise ConfigError("area margin is metres between 0 and 1000")
+        if self.camera_pitch is not None and not -90 <= self.camera_pitch <= 30:
+            raise ConfigError("camera pitch is degrees from the horizon: -90 (straight down) to 30")
+        if self.hfov is not None and not 1 <= self.hfov < 179:
+            raise ConfigError("hfov is the horizontal field of view in degrees, between 1 and 179")
         if not 0 <= self.crf <= 63:
             raise ConfigError("crf must be between 0 and 63")
 

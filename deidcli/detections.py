@@ -18,6 +18,9 @@ class Detections:
         landmarks: ``(N, 5, 2)`` float32 facial landmarks (eyes, nose, mouth corners) or ``None``.
         tracker_id: ``(N,)`` int64 track ids, ``-1`` for none; ``None`` before tracking. Boxes carried into frames
             where the detector missed a tracked object have confidence 0.
+        polygons: ``(N,)`` object array, each entry ``None`` (the region is its box) or a ``(K, 2)`` float64 polygon
+            in pixels (continuous: pixel (i, j) covers [i, i+1) x [j, j+1)) that the region's box bounds: an area
+            placed in the frame (deidcli/areas/). ``None`` when no region has one.
     """
 
     xyxy: np.ndarray
@@ -25,6 +28,7 @@ class Detections:
     class_id: np.ndarray
     landmarks: np.ndarray | None = None
     tracker_id: np.ndarray | None = None
+    polygons: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         self.xyxy = np.asarray(self.xyxy, dtype=np.float32).reshape(-1, 4)
@@ -34,10 +38,14 @@ class Detections:
             self.landmarks = np.asarray(self.landmarks, dtype=np.float32).reshape(-1, 5, 2)
         if self.tracker_id is not None:
             self.tracker_id = np.asarray(self.tracker_id, dtype=np.int64).reshape(-1)
+        if self.polygons is not None and not (isinstance(self.polygons, np.ndarray) and self.polygons.dtype == object):
+            polygons = np.empty(len(self.polygons), dtype=object)
+            polygons[:] = list(self.polygons)
+            self.polygons = polygons
         n = len(self.xyxy)
         if len(self.confidence) != n or len(self.class_id) != n or (
             self.tracker_id is not None and len(self.tracker_id) != n
-        ):
+        ) or (self.polygons is not None and len(self.polygons) != n):
             raise ValueError("xyxy, confidence and class_id must have the same length")
 
     @classmethod
@@ -47,15 +55,21 @@ class Detections:
     @classmethod
     def concat(cls, parts: list["Detections"]) -> "Detections":
         """One record of all ``parts`` (several targets, or several passes); landmarks kept where every non-empty
-        part has them (faces alone), track ids dropped."""
+        part has them (faces alone), track ids where every one has them (tracked regions and the areas placed
+        beside them), polygons where any has them."""
         parts = [p for p in parts if len(p)]
         if not parts:
             return cls.empty()
         if len(parts) == 1:
             return parts[0]
         lms = np.concatenate([p.landmarks for p in parts]) if all(p.landmarks is not None for p in parts) else None
+        tids = np.concatenate([p.tracker_id for p in parts]) if all(p.tracker_id is not None for p in parts) else None
+        polygons = None
+        if any(p.polygons is not None for p in parts):
+            polygons = np.concatenate([p.polygons if p.polygons is not None else np.full(len(p), None, dtype=object)
+                                       for p in parts])
         return cls(np.concatenate([p.xyxy for p in parts]), np.concatenate([p.confidence for p in parts]),
-                   np.concatenate([p.class_id for p in parts]), lms)
+                   np.concatenate([p.class_id for p in parts]), lms, tids, polygons)
 
     def __len__(self) -> int:
         return len(self.xyxy)
@@ -63,14 +77,21 @@ class Detections:
     def __getitem__(self, index) -> "Detections":
         lm = None if self.landmarks is None else self.landmarks[index]
         tid = None if self.tracker_id is None else self.tracker_id[index]
-        return Detections(self.xyxy[index], self.confidence[index], self.class_id[index], lm, tid)
+        polygons = None
+        if self.polygons is not None:  # an object array: one integer index gives the bare polygon, not a row
+            polygons = self.polygons[np.atleast_1d(np.arange(len(self))[index])]
+        return Detections(self.xyxy[index], self.confidence[index], self.class_id[index], lm, tid, polygons)
 
     def scaled(self, fx: float, fy: float) -> "Detections":
         """Boxes and landmarks multiplied by ``(fx, fy)``: map from an inference-sized image back to the frame."""
         xyxy = self.xyxy * np.array([fx, fy, fx, fy], dtype=np.float32)
         lm = None if self.landmarks is None else self.landmarks * np.array([fx, fy], dtype=np.float32)
         tid = None if self.tracker_id is None else self.tracker_id.copy()
-        return Detections(xyxy, self.confidence.copy(), self.class_id.copy(), lm, tid)
+        polygons = None
+        if self.polygons is not None:
+            polygons = np.array([None if p is None else p * np.array([fx, fy]) for p in self.polygons] + [None],
+                                dtype=object)[:-1]
+        return Detections(xyxy, self.confidence.copy(), self.class_id.copy(), lm, tid, polygons)
 
     def to_records(self) -> list[dict]:
         """Plain lists for JSON output."""

@@ -24,6 +24,8 @@ class ExitCode(IntEnum):
     BATCH_PARTIAL = 12  # deid batch: some files failed, others were done
     BATCH_FAILED = 13  # deid batch: every file attempted failed
     METHOD_FAILED = 14  # a whole-frame method's change did not survive the encoder (nothing written)
+    TELEMETRY_UNUSABLE = 15  # the telemetry cannot place a geofence: a gap, not covering the video, no orientation
+    AREA_INPUT_INVALID = 16  # an areas, GeoJSON or telemetry file that does not parse (named with line or feature)
     INTERRUPTED = 130
 
 
@@ -79,3 +81,16 @@ class MethodFailedError(DeidError):
 
 class InterruptedRunError(DeidError):
     exit_code = ExitCode.INTERRUPTED
+
+
+class TelemetryUnusableError(DeidError):
+    """The flight's telemetry cannot say where a geofence is in some frames; refused rather than guessed."""
+
+    exit_code = ExitCode.TELEMETRY_UNUSABLE
+
+
+class AreaInputError(DeidError):
+    """An areas file, a GeoJSON or a telemetry file that does not parse; the message names the file and the line
+    or feature."""
+
+    exit_code = ExitCode.AREA_INPUT_INVALID

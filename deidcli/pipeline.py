@@ -16,6 +16,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from deidcli.anonymizer import FrameAnonymizer
+from deidcli.areas.places import Places, VideoPlaces
 from deidcli.config import DeidConfig
 from deidcli.consent import ConsentLog
 from deidcli.covers import cover_suffix, read_cover, write_cover
@@ -69,6 +70,7 @@ class FileResult:
     frames_undecodable: int = 0  # source packets that gave no picture (before a keyframe, hidden by an edit list)
     audit_leak_rate: float | None = None  # with --audit / --fail-on-leak
     duration_s: float | None = None  # of the source video, from its container
+    places: dict | None = None  # --areas / --geofence: each place's frames placed, tracked, uncertain, masked whole
     seconds: float = 0.0
 
     def count(self, dets: Detections) -> None:
@@ -114,6 +116,7 @@ class FileResult:
             "other_video_streams": self.other_video,
             "notes": self.notes,
             "audit_leak_rate": self.audit_leak_rate,
+            **({"places": self.places} if self.places is not None else {}),
             "duration_s": self.duration_s,
             "seconds": round(self.seconds, 3),
             "fps": round(self.fps, 3),
@@ -215,10 +218,12 @@ def _anonymize_stream(
     on_advance: AdvanceHook | None = None,
     detections: Path | None = None,
     check: StoredCheck | None = None,
+    places: VideoPlaces | None = None,
 ) -> None:
     """Decode | detect + anonymize | encode one video stream through ``writer``, which is closed (or aborted on any
     failure) before this returns. The probes of the faces given to a method an encoder can undo are added to
-    ``check``, by the index of the frame written."""
+    ``check``, by the index of the frame written. ``places`` adds each frame's areas to its regions (and takes
+    away those inside a keep area)."""
     info = reader.info
     stop = threading.Event()
     decoder = _Producer(reader.frames(), stop)
@@ -248,6 +253,8 @@ def _anonymize_stream(
         for s in stages:  # inside the try: a signal now still stops and joins every thread before deid exits
             s.start()
         for frame, dets in found.items(stages):
+            if places is not None:
+                dets = places.apply(dets, frame.index, frame.pts)
             changed: list[tuple[int, int, int, int]] = []
             given: list = []
             image = anonymizer.anonymize(frame.image, dets, frame.index, result.consent, result.fallbacks, changed,
@@ -348,12 +355,14 @@ def process_video(
     on_start: StartHook | None = None,
     on_advance: AdvanceHook | None = None,
     detections: Path | None = None,
+    places: Places | None = None,
 ) -> FileResult:
     """Anonymize one video into ``job.dst``; on any failure nothing is left under that name.
 
     Every video stream is anonymized (a second camera, a cover picture), every other stream is kept as the plan
     says (:func:`deidcli.video.containers.plan_output`). With ``detections`` (a ``deid detect`` file) its regions
-    are used for the first video stream and the detector does not run there.
+    are used for the first video stream and the detector does not run there. ``places`` (areas, geofences) are
+    placed in the first video stream's frames; its telemetry is checked and its ground tracked before any output.
     """
     result = FileResult(str(job.src), str(job.dst), "video")
     t0 = time.perf_counter()
@@ -367,6 +376,11 @@ def process_video(
     result.streams = [{"index": o.source.index, "type": o.source.type, "codec": o.source.codec,
                        "fourcc": o.source.fourcc or None, "action": o.action,
                        **({"to": o.codec} if o.action in ("encode", "convert") else {})} for o in plan.streams]
+    video_places = None
+    if places is not None:
+        if places.needs_ground and on_start:
+            on_start(info.frames or None, f"{job.src.name}: tracking the ground")
+        video_places = places.for_video(job.src, info, on_advance if places.needs_ground else None)
     if on_start:
         on_start(sum(s.packets for s in info.video_streams) or None, job.src.name)
     with atomic_output(job.dst, cfg.overwrite, job.src) as tmp, contextlib.ExitStack() as temps:
@@ -375,13 +389,18 @@ def process_video(
         if writer.pix_fmt_note:
             result.notes.append(f"stream {info.index}: {writer.pix_fmt_note}")
         check = StoredCheck()
-        _anonymize_stream(reader, writer, anonymizer, cfg, result, on_advance, detections, check)
+        _anonymize_stream(reader, writer, anonymizer, cfg, result, on_advance, detections, check, video_places)
         # the adversarial methods are made for 8-bit frames: the file as encoded must keep them, or none is published
         if note := check.verify(tmp):
             result.notes.append(note)
     if result.frames_undecodable:
         result.notes.append(f"{result.frames_undecodable} frame(s) of the source cannot be decoded (no keyframe "
                             f"before them, or hidden by an edit list): nothing of them is written")
+    if video_places is not None:
+        result.places = video_places.report()
+        if result.other_video:
+            result.notes.append("areas and geofences are placed in the main video stream only; the other video "
+                                "streams had their faces (and other targets) anonymized")
     result.frames = len(result.faces_per_frame)
     result.seconds = time.perf_counter() - t0
     return result
@@ -469,7 +488,7 @@ def _drain(q: queue.Queue) -> None:
 
 def process_image(
     job: Job, anonymizer: FrameAnonymizer, cfg: DeidConfig, on_start: StartHook | None = None,
-    on_advance: AdvanceHook | None = None,
+    on_advance: AdvanceHook | None = None, places: Places | None = None,
 ) -> FileResult:
     """Anonymize one still image; EXIF (with GPS) is kept unless ``strip_metadata``."""
     result = FileResult(str(job.src), str(job.dst), "image")
@@ -489,9 +508,15 @@ def process_image(
         on_start(1, job.src.name)
     # A whole-frame method (de-detection) checks its result as it will be stored: a JPEG reads back changed.
     coding = partial(jpeg_round_trip, **JPEG_OPTIONS) if fmt == "JPEG" else None
-    out, dets = anonymizer(rgb, 0, result.consent, result.fallbacks, coding=coding)
+    dets = anonymizer.detect(rgb)
     result.count(dets)
-    result.regions_per_frame = [len(dets)]
+    regions = dets
+    if places is not None:
+        photo = places.for_image(job.src, rgb.shape[1], rgb.shape[0])
+        regions = photo.apply(dets, 0, None)
+        result.places = photo.report()
+    out = anonymizer.anonymize(rgb, regions, 0, result.consent, result.fallbacks, coding=coding)
+    result.regions_per_frame = [len(regions)]
     result.frames = 1
     result.height, result.width = rgb.shape[:2]
     save_kwargs: dict = {}
@@ -517,16 +542,19 @@ def run_jobs(
     on_start: StartHook | None = None,
     on_advance: AdvanceHook | None = None,
     detections: Path | None = None,
+    places: Places | None = None,
 ) -> list[FileResult]:
-    """Process every job; a failed file is recorded with its error and the others go on."""
+    """Process every job; a failed file is recorded with its error and the others go on. ``places``: the areas
+    and geofences of ``cfg``, read once (read here when not given)."""
+    places = places or Places.from_config(cfg)
     anonymizer = anonymizer or FrameAnonymizer.from_config(cfg)
     results = []
     for job in jobs:
         try:
             if job.kind == "video":
-                results.append(process_video(job, anonymizer, cfg, on_start, on_advance, detections))
+                results.append(process_video(job, anonymizer, cfg, on_start, on_advance, detections, places))
             else:
-                results.append(process_image(job, anonymizer, cfg, on_start, on_advance))
+                results.append(process_image(job, anonymizer, cfg, on_start, on_advance, places))
         except DeidError as exc:
             results.append(
                 FileResult(str(job.src), str(job.dst), job.kind, "error", exc.message, int(exc.exit_code))

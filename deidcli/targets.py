@@ -7,9 +7,11 @@ from typing import TypeVar
 
 from deidcli.errors import ConfigError
 
-# class ids 0-3 in every Detections record; a vehicle is a whole car, truck, bus or motorcycle (its make and model
-# identify the owner as well as its plate)
-TARGETS = ("face", "body", "plate", "vehicle")
+# class ids 0-4 in every Detections record; a vehicle is a whole car, truck, bus or motorcycle (its make and model
+# identify the owner as well as its plate); an area is a place the operator named (--areas, --geofence), placed in
+# each frame rather than detected (deidcli/areas/)
+TARGETS = ("face", "body", "plate", "vehicle", "area")
+DETECTED = TARGETS[:4]
 CLASS_ID = {name: i for i, name in enumerate(TARGETS)}
 
 V = TypeVar("V")

@@ -6,6 +6,7 @@ import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
+import cv2
 import numpy as np
 import torch
 
@@ -90,14 +91,29 @@ def _pixel_boxes(boxes: np.ndarray, width: int, height: int) -> np.ndarray:
     return out
 
 
+def polygon_mask(height: int, width: int, polygon: np.ndarray) -> np.ndarray:
+    """``(H, W)`` uint8 mask, 1 on every pixel the polygon ``(K, 2)`` (continuous pixel coordinates of this crop)
+    touches: its inside and each pixel its edges pass through, so an area's border is never left half shown."""
+    mask = np.zeros((height, width), np.uint8)
+    # OpenCV's integer coordinates are pixel centres: half a pixel back, at 1/16 px (shift 4)
+    pts = np.round((np.asarray(polygon, dtype=np.float64) - 0.5) * 16).astype(np.int32)[None]
+    cv2.fillPoly(mask, pts, 1, cv2.LINE_8, shift=4)
+    cv2.polylines(mask, pts, True, 1, 1, cv2.LINE_8, shift=4)
+    return mask
+
+
 def region_mask(
-    height: int, width: int, shape: str = "ellipse", device=None, full: tuple[int, int, int, int] | None = None
+    height: int, width: int, shape: str = "ellipse", device=None, full: tuple[int, int, int, int] | None = None,
+    polygon: np.ndarray | None = None,
 ) -> torch.Tensor:
-    """Soft mask ``(1, 1, H, W)`` in ``[0, 1]``: 1 inside the ellipse (or everywhere for ``box``).
+    """Soft mask ``(1, 1, H, W)`` in ``[0, 1]``: 1 inside the ellipse (or everywhere for ``box``, or on the pixels
+    of ``polygon`` when given, unfeathered: an area is hidden to its edge).
 
     ``full`` gives the unclipped box ``(x1, y1, x2, y2)`` relative to this crop, so an ellipse cut by the frame edge
     keeps its true centre and radii.
     """
+    if polygon is not None:
+        return torch.from_numpy(polygon_mask(height, width, polygon)).to(device=device, dtype=torch.float32)[None, None]
     if shape == "box":
         return torch.ones((1, 1, height, width), device=device)
     x1, y1, x2, y2 = full if full is not None else (0, 0, width, height)
@@ -176,9 +192,12 @@ def anonymize_frame(
         lm = None
         if method.uses_landmarks and detections.landmarks is not None:
             lm = torch.from_numpy(detections.landmarks[i] - np.array([x1, y1], np.float32))[None].to(device)
-        written, reason = _region(crop, style, frame_index, i, tid, full, peak, lm)
+        polygon = None
+        if detections.polygons is not None and detections.polygons[i] is not None:
+            polygon = detections.polygons[i] - np.array([left, top])
+        written, reason = _region(crop, style, frame_index, i, tid, full, peak, lm, polygon)
         if reason:
-            written, _ = _region(crop, frost, frame_index, i, tid, full, peak)
+            written, _ = _region(crop, frost, frame_index, i, tid, full, peak, polygon=polygon)
             if fallbacks is not None:
                 fallbacks.add(reason)
         out[y1:y2, x1:x2] = written[y1 - top:y2 - top, x1 - left:x2 - left].astype(frame.dtype)
@@ -203,7 +222,7 @@ def _frame_method(frame: np.ndarray, detections: Detections, method: Method, str
 
 
 def _region(crop: torch.Tensor, style: RegionStyle, frame_index: int, i: int, tid: int, full, peak: float,
-            landmarks: torch.Tensor | None = None) -> tuple[np.ndarray, str]:
+            landmarks: torch.Tensor | None = None, polygon: np.ndarray | None = None) -> tuple[np.ndarray, str]:
     """One region anonymized as it will be written (``h x w x 3``, in ``0..peak``), and why it must be redone
     ("" if not)."""
     method = style.method
@@ -217,7 +236,7 @@ def _region(crop: torch.Tensor, style: RegionStyle, frame_index: int, i: int, ti
         track=tid if tid >= 0 else None, landmarks=landmarks,
     )
     h, w = crop.shape[-2:]
-    m = region_mask(h, w, "box" if method.exact_crop else style.mask_shape, crop.device, full)
+    m = region_mask(h, w, "box" if method.exact_crop else style.mask_shape, crop.device, full, polygon)
     blended = (m * anon + (1 - m) * crop).mul(peak).round_().clamp_(0, peak)
     written = blended[0].permute(1, 2, 0).cpu().numpy()
     if not bool(met.all()):
