@@ -62,7 +62,7 @@ TelemetryOpt = Annotated[Optional[Path], typer.Option(
     "--telemetry", help="The flight's telemetry for --geofence: a DJI .SRT (any layout) or a CSV flight log "
     "(time_s,lat,lon,rel_alt_m,yaw_deg,pitch_deg,roll_deg[,hfov_deg]). Default: the .SRT beside the video.")]
 AreaMarginOpt = Annotated[Optional[float], typer.Option(
-    "--area-margin", help="Metres each zone grows on the ground before it is projected (default 3: a consumer "
+    "--area-margin", help="Metres each zone grows on the ground before it is projected (default 4: a consumer "
     "drone's GPS and gimbal error).")]
 CameraPitchOpt = Annotated[Optional[float], typer.Option(
     "--camera-pitch", help="Camera pitch in degrees (0 horizon, -90 straight down) where the telemetry has none; "

@@ -61,7 +61,7 @@ class DeidConfig:
     areas: str | None = None  # JSON/YAML areas file
     geofence: str | None = None  # GeoJSON of WGS84 zones
     telemetry: str | None = None  # DJI .SRT or CSV flight log; None: the .SRT beside the video
-    area_margin: float = 3.0  # metres each zone grows on the ground: consumer GPS and gimbal error (README, Places)
+    area_margin: float = 4.0  # metres each zone grows on the ground: consumer GPS and gimbal error (docs/places.md)
     camera_pitch: float | None = None  # degrees, where the telemetry has no gimbal angles (or to override them)
     camera_yaw: float | None = None
     hfov: float | None = None  # degrees; None: from the telemetry's focal length

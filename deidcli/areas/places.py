@@ -131,15 +131,17 @@ class Flight:
 
     @classmethod
     def for_video(cls, path: Path, info, fps: float, cfg: DeidConfig) -> "Flight":
-        from deidcli.areas.telemetry import find_sidecar, read_telemetry
+        from deidcli.areas.telemetry import find_sidecar, read_embedded, read_telemetry
 
         source = Path(cfg.telemetry) if cfg.telemetry else find_sidecar(path)
-        if source is None:
-            raise TelemetryUnusableError(f"{path}: a geofence needs the flight's telemetry: no .SRT beside the video; "
-                                         f"give --telemetry FILE (a DJI .SRT or a CSV flight log)")
-        if not source.is_file():
+        if source is not None and not source.is_file():
             raise AreaInputError(f"{source}: no such telemetry file")
-        t = read_telemetry(source)
+        t = read_telemetry(source) if source is not None else read_embedded(path)
+        if t is None:
+            raise TelemetryUnusableError(f"{path}: a geofence needs the flight's telemetry: no .SRT beside the video "
+                                         f"and no DJI subtitle track in it; give --telemetry FILE (a DJI .SRT or a "
+                                         f"CSV flight log)")
+        source = t.source
         notes = []
         missing = [n for n, flag in (("pitch", cfg.camera_pitch), ("yaw", cfg.camera_yaw)) if flag is None
                    and not t.has(n)]
