@@ -14,6 +14,7 @@ import pytest
 
 import flights
 from conftest import run_cli
+from deidcli.config import DeidConfig
 from deidcli.errors import ExitCode
 
 MAGENTA = np.array([255, 0, 255])
@@ -131,4 +132,28 @@ def test_the_default_margin_covers_a_consumer_drones_gps_and_compass_error(tmp_p
     # spill: beyond the margin, half a metre, and the error's own shift
     cover, spill = _figures(_masked(out), fl, zone, DeidConfig.area_margin + 0.5 + 4.0)
     print(f"{name} with GPS and compass error: zone covered at least {cover:.4f}, spill at most {spill:.4f}")
+    assert cover >= 0.99 and spill <= 0.01
+
+
+def test_telemetry_is_found_beside_the_clip_or_inside_it(tmp_path, texture):
+    from conftest import ffmpeg
+
+    fl = flights.flight("nadir")
+    r = flights.render(fl, texture, tmp_path)
+    zone = flights.zones()["garden"]
+    zones = flights.write_geojson(tmp_path / "zones.geojson", {"garden": zone}, fl.lat0, fl.lon0)
+    args = ("--geofence", zones, "--method", "area=solid", "--color", "255,0,255", "-q")
+    res = run_cli("run", r.video, "-o", tmp_path / "beside.mp4", *args, "--json")
+    assert res.returncode == 0, res.stderr
+    assert json.loads(res.stdout)["files"][0]["places"]["telemetry"]["source"] == str(r.srt)
+    inside = tmp_path / "inside" / "DJI_0001.MP4"
+    inside.parent.mkdir()
+    ffmpeg("-i", str(r.video), "-i", str(r.srt), "-map", "0", "-map", "1", "-c:v", "copy", "-c:s", "mov_text",
+           str(inside))
+    out = tmp_path / "inside.mp4"
+    res = run_cli("run", inside, "-o", out, *args, "--json")
+    assert res.returncode == 0, res.stderr
+    tele = json.loads(res.stdout)["files"][0]["places"]["telemetry"]
+    assert tele["source"].startswith("subtitle stream 1 of") and tele["samples"] == len(fl)
+    cover, spill = _figures(_masked(out), fl, zone, DeidConfig.area_margin + 0.5)
     assert cover >= 0.99 and spill <= 0.01
