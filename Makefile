@@ -32,6 +32,7 @@ bench: install
 	$(BIN)/python bench/bench_run.py
 	$(BIN)/python bench/method_speed.py
 	$(BIN)/python bench/batch_jobs.py
+	$(BIN)/python bench/areas_cost.py
 
 # Every method's privacy against quality on the shared identities, dlib and FaceNet (8.5 min on 2 cores): out/evaluation/
 evaluate: install

@@ -157,3 +157,42 @@ def test_telemetry_is_found_beside_the_clip_or_inside_it(tmp_path, texture):
     assert tele["source"].startswith("subtitle stream 1 of") and tele["samples"] == len(fl)
     cover, spill = _figures(_masked(out), fl, zone, DeidConfig.area_margin + 0.5)
     assert cover >= 0.99 and spill <= 0.01
+
+
+def _ground_area_run(tmp_path: Path, texture, name: str, frame: int):
+    """The garden drawn in pixels on one frame, as an operator would, held on the ground by the tracker alone."""
+    fl = flights.flight(name)
+    r = flights.render(fl, texture, tmp_path)
+    r.srt.unlink()  # no telemetry: the ground tracker alone
+    zone = flights.zones()["garden"]
+    drawn = flights.apply(flights.ground_to_image(fl, frame), zone[0])
+    areas = tmp_path / "areas.json"
+    areas.write_text(json.dumps({"areas": [{"polygon": drawn.round(1).tolist(), "frame": frame, "anchor": "ground",
+                                            "name": "garden"}]}))
+    out = tmp_path / f"{name}_out.mp4"
+    report = tmp_path / "report.json"
+    res = run_cli("run", r.video, "-o", out, "--areas", areas, "--method", "area=solid", "--color", "255,0,255",
+                  "-q", "--report", report)
+    return fl, zone, out, res, report
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name, frame", [(n, 0) for n in flights.TUNING] + [(n, 30) for n in flights.HELD_OUT])
+def test_a_ground_area_is_held_on_its_ground_in_every_frame(tmp_path, texture, name, frame):
+    fl, zone, out, res, report = _ground_area_run(tmp_path, texture, name, frame)
+    assert res.returncode == 0, res.stderr
+    masked = _masked(out)
+    assert len(masked) == len(fl)
+    cover, spill = _figures(masked, fl, zone, 0.5)
+    log = json.loads(report.read_text())["files"][0]["places"]["areas"][0]
+    print(f"{name} from frame {frame}: zone covered at least {cover:.4f}, spill at most {spill:.4f}; {log}")
+    assert cover >= 0.99 and spill <= 0.01
+    assert log["frames_masked_whole"] == 0 and log["frames_placed"] >= sum(1 for t in flights.zone_masks(fl, zone)
+                                                                          if t.any())
+
+
+def test_a_ground_area_drawn_mid_flight_is_held_forwards_and_backwards(tmp_path, texture):
+    fl, zone, out, res, _ = _ground_area_run(tmp_path, texture, "turning", 36)
+    assert res.returncode == 0, res.stderr
+    cover, spill = _figures(_masked(out), fl, zone, 0.5)
+    assert cover >= 0.99 and spill <= 0.01
