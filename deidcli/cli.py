@@ -50,7 +50,7 @@ def _parse_color(value: str | None) -> tuple[float, float, float] | None:
     return tuple(v / 255 for v in rgb)
 
 
-# Places: declared once, shared by `deid run` and `deid areas`
+# Places: declared once, shared by `deid run`, `deid batch` and `deid areas`
 AreasOpt = Annotated[Optional[Path], typer.Option(
     "--areas", help="JSON/YAML file of areas drawn in pixels: each a polygon with action mask (hidden wherever seen) "
     "or keep (nothing inside anonymized) and anchor frame (fixed on the screen, optionally start/end seconds) or "
@@ -365,8 +365,19 @@ def batch(
     ] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print a JSON summary on stdout.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+    areas: AreasOpt = None,
+    geofence: GeofenceOpt = None,
+    area_margin: AreaMarginOpt = None,
+    camera_pitch: CameraPitchOpt = None,
+    camera_yaw: CameraYawOpt = None,
+    hfov: HfovOpt = None,
+    ground_alt: GroundAltOpt = None,
+    telemetry_gaps: TelemetryGapsOpt = None,
 ) -> None:
     """Anonymize a whole archive into a mirrored tree; resumable, with a manifest of every file.
+
+    --geofence places its zones in every clip from the DJI .SRT beside it (a clip without telemetry fails, exit
+    15 in its record); --areas applies the same areas to every file (a burned-in OSD).
 
     Media are found by content as well as by name. Each outcome is appended to DEST/deid-manifest.jsonl (and
     deid-manifest.csv): paths, hashes, duration, frames, detections per target, method, versions, times, status.
@@ -374,6 +385,7 @@ def batch(
     Exit codes: 0 every file done, 12 some failed, 13 all failed, 11 an audited leak rate above --fail-on-leak.
     """
     from deidcli.anonymizer import FrameAnonymizer
+    from deidcli.areas.places import Places
     from deidcli.batch import BatchWorker, check_batch, run_batch
     from deidcli.config import load_config
     from deidcli.progress import FrameProgress
@@ -381,6 +393,8 @@ def batch(
     cfg = load_config(config).with_overrides(
         targets=targets, method=method, strength=strength, body_model=body_model, vehicle_model=vehicle_model, plate_model=plate_model,
         device=device, strip_metadata=strip_metadata or None, audit=audit or None, fail_on_leak=fail_on_leak,
+        **_place_overrides(areas, geofence, None, area_margin, camera_pitch, camera_yaw, hfov, ground_alt,
+                           telemetry_gaps),
     )
     check_batch(source, output, engine, jobs)
     _warn_weak_strength(cfg)
@@ -388,6 +402,7 @@ def batch(
     worker = BatchWorker(cfg) if engine == "local" and jobs == 1 else None
     if worker is None:
         FrameAnonymizer.from_config(cfg)
+        Places.from_config(cfg)
     with FrameProgress(enabled=not quiet, unit="files") as bar:
         summary = run_batch(source, output, cfg, jobs, engine, address, force, copy_others,
                             on_start=lambda n: bar.start(n, f"batch {source.name}"),

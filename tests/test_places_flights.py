@@ -196,3 +196,50 @@ def test_a_ground_area_drawn_mid_flight_is_held_forwards_and_backwards(tmp_path,
     assert res.returncode == 0, res.stderr
     cover, spill = _figures(_masked(out), fl, zone, 0.5)
     assert cover >= 0.99 and spill <= 0.01
+
+
+def test_a_cut_masks_whole_frames_and_the_area_is_found_again_after_it(tmp_path, texture):
+    """Ten frames of another place spliced into a flight: the tracker cannot place the garden there, so those
+    frames are masked whole and listed; back over the same ground, it is placed again."""
+    import cv2
+
+    from conftest import shared
+
+    fl = flights.flight("nadir")
+    frames = list(flights.render_frames(fl, texture))
+    other = cv2.cvtColor(cv2.imread(str(shared("persons", "coco_000000197388.jpg"))), cv2.COLOR_BGR2RGB)
+    other = cv2.resize(other, (fl.width, fl.height))
+    cut = range(25, 35)
+    for i in cut:
+        frames[i] = other
+    video = flights.write_mp4(iter(frames), tmp_path / "cut.mp4", fl.width, fl.height, fl.fps)
+    zone = flights.zones()["garden"]
+    drawn = flights.apply(flights.ground_to_image(fl, 0), zone[0])
+    areas = tmp_path / "areas.json"
+    areas.write_text(json.dumps([{"polygon": drawn.tolist(), "anchor": "ground", "name": "garden"}]))
+    out, report = tmp_path / "out.mp4", tmp_path / "r.json"
+    res = run_cli("run", video, "-o", out, "--areas", areas, "--method", "area=solid", "--color", "255,0,255", "-q",
+                  "--report", report)
+    assert res.returncode == 0, res.stderr
+    masked = _masked(out)
+    log = json.loads(report.read_text())["files"][0]["places"]["areas"][0]
+    assert log["masked_whole"] == [[25, 34]] and all(masked[i].all() for i in cut)
+    truth = list(flights.zone_masks(fl, zone))
+    for i in set(range(len(fl))) - set(cut):
+        assert masked[i][truth[i]].mean() >= 0.99 and not masked[i].all(), i
+
+
+def test_a_batch_places_each_clips_zones_from_the_srt_beside_it(tmp_path, texture):
+    archive = tmp_path / "archive"
+    archive.mkdir()
+    fl = flights.flight("climbing")
+    r = flights.render(fl, texture, archive)
+    r.log.unlink()
+    zone = flights.zones()["garden"]
+    zones = flights.write_geojson(tmp_path / "zones.geojson", {"garden": zone}, fl.lat0, fl.lon0)
+    preset = tmp_path / "magenta.yaml"
+    preset.write_text("method: face=frost,area=solid\ncolor: [1.0, 0.0, 1.0]\n")
+    res = run_cli("batch", archive, "-o", tmp_path / "out", "--geofence", zones, "--config", preset, "--json", "-q")
+    assert res.returncode == 0, res.stderr
+    cover, spill = _figures(_masked(tmp_path / "out" / r.video.name), fl, zone, DeidConfig.area_margin + 0.5)
+    assert cover >= 0.99 and spill <= 0.01

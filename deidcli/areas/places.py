@@ -21,6 +21,7 @@ from shapely.ops import unary_union
 from deidcli.areas.camera import CameraPose, hfov_from_focal, project_ground
 from deidcli.areas.geofence import LocalMetres, Zone, load_geofence
 from deidcli.areas.spec import AreaSpec, load_areas
+from deidcli.areas.telemetry import Telemetry, describe, find_sidecar, read_embedded, read_telemetry
 from deidcli.config import DeidConfig
 from deidcli.detections import Detections
 from deidcli.errors import AreaInputError, TelemetryUnusableError
@@ -124,15 +125,13 @@ def _counted(frames, progress):
 class Flight:
     """The telemetry of one video, checked to place zones in every frame, and the camera's pose at any time."""
 
-    telemetry: object  # deidcli.areas.telemetry.Telemetry
+    telemetry: Telemetry
     local: LocalMetres
     cfg: DeidConfig
     notes: list[str]
 
     @classmethod
     def for_video(cls, path: Path, info, fps: float, cfg: DeidConfig) -> "Flight":
-        from deidcli.areas.telemetry import find_sidecar, read_embedded, read_telemetry
-
         source = Path(cfg.telemetry) if cfg.telemetry else find_sidecar(path)
         if source is not None and not source.is_file():
             raise AreaInputError(f"{source}: no such telemetry file")
@@ -197,8 +196,6 @@ class Flight:
         return CameraPose(float(east), float(north), float(height), yaw, pitch, roll, hfov)
 
     def describe(self) -> dict:
-        from deidcli.areas.telemetry import describe
-
         return {**describe(self.telemetry), "origin": [self.local.lat0, self.local.lon0], "notes": self.notes}
 
 
@@ -265,8 +262,12 @@ class VideoPlaces:
             if area.anchor == "frame" or self.motion is None:  # a photo: a ground area is where it was drawn
                 add(k, drawn, area.action, "placed")
                 continue
+            if index == area.frame or drawn.is_empty:  # its own frame: where it was drawn
+                add(k, drawn, area.action, "placed")
+                continue
+            # a frame the pre-pass did not see (the decoders counted differently) is not placed
             mapped = self.motion.map_polygon(np.asarray(drawn.exterior.coords[:-1]), area.frame, index) \
-                if not drawn.is_empty else None
+                if index < len(self.motion.segment) else None
             if mapped is None:  # not placed: the whole frame hides it wherever it is; a keep area is dropped
                 out.states[k] = "masked whole" if area.action == "mask" else "keep dropped: not placed"
                 if area.action == "mask":
@@ -277,9 +278,8 @@ class VideoPlaces:
             geom = Polygon(pts)
             geom = (geom if geom.is_valid else geom.buffer(0)).buffer(grow if area.action == "mask" else -grow,
                                                                          join_style="mitre")
-            state = "placed" if index == area.frame else \
-                "uncertain" if grow > UNCERTAIN_SHARE * self.diagonal else "tracked"
-            if add(k, geom, area.action, state) and state != "placed":
+            state = "uncertain" if grow > UNCERTAIN_SHARE * self.diagonal else "tracked"
+            if add(k, geom, area.action, state):
                 if state == "uncertain":
                     log.uncertain += 1
                 else:

@@ -34,8 +34,8 @@ class AreaSpec:
     action: str = "mask"
     anchor: str = "frame"
     frame: int = 0  # ground: the frame it was drawn on
-    start: float | None = None  # frame: seconds from which it applies (None: the start)
-    end: float | None = None  # frame: seconds until which it applies (None: the end)
+    start: float | None = None  # seconds from which it applies (None: the start); for a ground area, its shot's
+    end: float | None = None  # seconds until which it applies (None: the end)
     margin: float = 0.0  # pixels the polygon is grown by on its own frame (shrunk for keep)
 
     def active(self, time_s: float) -> bool:
@@ -105,8 +105,6 @@ def parse_areas(data, source: str) -> list[AreaSpec]:
         start, end = _number(item, "start", where, minimum=0), _number(item, "end", where, minimum=0)
         if start is not None and end is not None and end < start:
             raise AreaInputError(f"{where}: end ({end}) is before start ({start})")
-        if anchor == "ground" and (start is not None or end is not None):
-            raise AreaInputError(f"{where}: start and end apply to frame areas; a ground area is held while seen")
         out.append(AreaSpec(str(item.get("name") or f"area {i}"), np.asarray(poly.exterior.coords[:-1]), action,
                             anchor, int(frame), start, end, float(_number(item, "margin", where, 0.0, 0))))
     return out

@@ -17,6 +17,7 @@ from deidcli.config import DeidConfig
 from deidcli.errors import DeidError, ExitCode
 from deidcli.media import Job
 from deidcli.outputs import atomic_output
+from deidcli.areas.places import Places
 from deidcli.pipeline import process_image, process_video
 from deidcli.report import method_summary
 
@@ -43,6 +44,7 @@ class BatchWorker:
         # A batch may replace an output left by a run killed between its rename and its manifest line.
         self.cfg = replace(cfg, overwrite=True)
         self.anonymizer = FrameAnonymizer.from_config(self.cfg)
+        self.places = Places.from_config(self.cfg)  # --areas, --geofence: the same places in every file
         if not threads:
             import torch
 
@@ -96,9 +98,9 @@ class BatchWorker:
         job = Job(entry.src, entry.dst, entry.kind)
         entry.dst.parent.mkdir(parents=True, exist_ok=True)
         if entry.kind == "video":
-            result = process_video(job, self.anonymizer, self.cfg)
+            result = process_video(job, self.anonymizer, self.cfg, places=self.places)
         else:
-            result = process_image(job, self.anonymizer, self.cfg)
+            result = process_image(job, self.anonymizer, self.cfg, places=self.places)
         d = result.as_dict()
         out = {
             "duration_s": d["duration_s"], "frames": d["frames"], "width": d["width"], "height": d["height"],
