@@ -146,9 +146,14 @@ _FLIGHTS = {
     # held out: -88 at 100 m, 40 mm, 29.97 fps, yaw 170 -> 200 (across +-180 in the SRT), drifting south-east
     "held_high_nadir": (66, 30000 / 1001, STANFORD, lambda t: Pose(5 * _A(t), -4 * _A(t), 100, 170 + 30 * t, -88,
                                                                   0, 40)),
+    # held out, the acceptance angles: straight down at 75 m, yaw -60 -> -95, 18 m diagonal drift, 25 fps
+    "held_nadir": (64, 25, SYDNEY, lambda t: _aim((-3, 4), -60 - 35 * t, 75, -90, along=9 * _A(t), across=3 * t)),
+    # held out: -55 at 35 m, 26 mm, looking west (yaw 265 -> 250), closing in 10 m on the garden
+    "held_oblique55": (60, 30, STANFORD, lambda t: _aim((1, 1), 265 - 15 * t, 35, -55, along=-5 * _A(t),
+                                                         focal=26)),
 }
 TUNING = ("nadir", "oblique", "turning", "climbing", "enter_leave")
-HELD_OUT = ("held_oblique45", "held_low_roll", "held_high_nadir")
+HELD_OUT = ("held_oblique45", "held_low_roll", "held_high_nadir", "held_nadir", "held_oblique55")
 
 
 def flight(name: str, width: int = 640, height: int = 360) -> Flight:

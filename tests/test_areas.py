@@ -191,3 +191,20 @@ def test_a_frame_area_is_solid_in_every_frame_and_deid_areas_draws_it(tmp_path, 
     r = run_cli("areas", sample, "--areas", areas, "-o", sheet, "--every", "1", "-q", "--json")
     assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout)["frames_shown"] == 4 and sheet.stat().st_size > 10_000
+
+
+def test_a_keep_area_leaves_the_faces_inside_it_as_they_were(tmp_path, sample):
+    """A stage with consenting performers: the face inside the keep area is not anonymized; outside one is."""
+    keep = tmp_path / "keep.json"
+    keep.write_text(json.dumps([{"polygon": [[0, 0], [640, 0], [640, 360], [0, 360]], "action": "keep"}]))
+    plain, kept = tmp_path / "plain.mp4", tmp_path / "kept.mp4"
+    assert run_cli("run", sample, "-o", plain, "-q").returncode == 0
+    r = run_cli("run", sample, "-o", kept, "--areas", keep, "-q", "--json")
+    assert r.returncode == 0, r.stderr
+    with av.open(str(sample)) as a, av.open(str(plain)) as b, av.open(str(kept)) as c:
+        pairs = zip(a.decode(video=0), b.decode(video=0), c.decode(video=0))
+        src, anon, left = (f.to_ndarray(format="rgb24").astype(int) for f in next(pairs))
+    face = (slice(60, 180), slice(250, 390))  # the astronaut's face in the first frame
+    assert np.abs(anon[face] - src[face]).mean() > 20  # anonymized without the keep area
+    assert np.abs(left[face] - src[face]).mean() < 3  # left as it was inside it (the encoder's error only)
+    assert json.loads(r.stdout)["files"][0]["places"]["areas"][0]["action"] == "keep"
