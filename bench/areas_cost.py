@@ -5,7 +5,8 @@ prints:
   * ground tracking: CPU ms a frame of track_ground on the 480 px grey frames (the issue's goal: under 10 ms),
     and the pre-pass's decoding and scaling of those frames beside it;
   * geofence placement: CPU ms a frame to interpolate the telemetry and project the zones (a few matrix products);
-  * the whole `deid run` with and without a geofence and a ground area, wall seconds (same run, same clip).
+  * the whole `deid run` with and without a geofence (4 zones, frosted by default, or solid) and a ground area,
+    wall seconds (same run, same clip): what hiding the areas' pixels costs beside placing them.
 """
 
 from __future__ import annotations
@@ -66,7 +67,8 @@ def main() -> None:
         print(f"  ground tracking      {track:6.2f} ms  (pre-pass decoding + scaling to 480 px: {decode:.2f} ms)")
         print(f"  geofence placement   {place:6.2f} ms  ({len(placer.places.zones)} zones: telemetry, projection)")
         deid = [sys.executable, "-m", "deidcli", "run", str(r.video), "-q", "--overwrite"]
-        runs = {"faces only": [], "+ geofence": ["--geofence", str(zones), "--telemetry", str(r.srt)],
+        fence = ["--geofence", str(zones), "--telemetry", str(r.srt)]
+        runs = {"faces only": [], "+ geofence": fence, "+ geofence, area=solid": [*fence, "--method", "area=solid"],
                 "+ ground area": ["--areas", str(areas)]}
         walls = {}
         for label, extra in runs.items():

@@ -14,7 +14,8 @@ from deidcli.areas.places import Places
 from deidcli.outputs import atomic_output
 from deidcli.video import VideoReader
 
-# BGR-free: RGB outline colours by state
+FONT = cv2.FONT_HERSHEY_SIMPLEX
+# outline colours (RGB) by state
 COLOURS = {"placed": (0, 220, 0), "tracked": (0, 200, 255), "uncertain": (255, 160, 0), "masked whole": (255, 0, 0),
            "keep": (90, 120, 255)}
 
@@ -25,6 +26,15 @@ def _colour(state: str) -> tuple[int, int, int]:
     return next((c for name, c in COLOURS.items() if state.startswith(name)), COLOURS["masked whole"])
 
 
+def _text(image: np.ndarray, text: str, org: tuple[int, int], colour=(255, 255, 255)) -> None:
+    """Text on a dark band, readable over any footage."""
+    (w, h), base = cv2.getTextSize(text, FONT, 0.45, 1)
+    x, y = org
+    band = image[max(0, y - h - 3):y + base + 1, max(0, x - 2):x + w + 2]
+    band[:] = band // 3
+    cv2.putText(image, text, (x, y), FONT, 0.45, colour, 1, cv2.LINE_AA)
+
+
 def _thumb(image: np.ndarray, placed, places: Places, index: int, time_s: float, width: int) -> np.ndarray:
     h, w = image.shape[:2]
     f = width / w
@@ -33,14 +43,14 @@ def _thumb(image: np.ndarray, placed, places: Places, index: int, time_s: float,
     for k, poly in placed.keeps + ([] if placed.whole else placed.masks):
         pts = np.round(poly * f * 16).astype(np.int32)[None]
         cv2.polylines(thumb, pts, True, _colour(placed.states[k]), 2, cv2.LINE_AA, shift=4)
+        top = poly[np.argmin(poly[:, 1])] * f  # the name at the outline's highest point, inside the picture
+        _text(thumb, names[k], (int(np.clip(top[0], 2, width - 60)), int(np.clip(top[1] - 4, 14, thumb.shape[0] - 4))),
+              _colour(placed.states[k]))
     if placed.whole:  # a red frame: this frame is masked whole
         cv2.rectangle(thumb, (1, 1), (thumb.shape[1] - 2, thumb.shape[0] - 2), COLOURS["masked whole"], 4)
-    lines = [f"frame {index}  {time_s:.1f} s"] + [f"{names[k]}: {s}" for k, s in sorted(placed.states.items())]
-    y = 16
-    for text in lines:
-        cv2.putText(thumb, text, (6, y), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (0, 0, 0), 3, cv2.LINE_AA)
-        cv2.putText(thumb, text, (6, y), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (255, 255, 255), 1, cv2.LINE_AA)
-        y += 16
+    lines = [f"frame {index}, {time_s:.1f} s"] + [f"{names[k]}: {s}" for k, s in sorted(placed.states.items())]
+    for n, text in enumerate(lines):
+        _text(thumb, text, (6, 18 + 17 * n))
     return thumb
 
 
