@@ -39,9 +39,7 @@ class Detections:
         if self.tracker_id is not None:
             self.tracker_id = np.asarray(self.tracker_id, dtype=np.int64).reshape(-1)
         if self.polygons is not None and not (isinstance(self.polygons, np.ndarray) and self.polygons.dtype == object):
-            polygons = np.empty(len(self.polygons), dtype=object)
-            polygons[:] = list(self.polygons)
-            self.polygons = polygons
+            self.polygons = objects(self.polygons)
         n = len(self.xyxy)
         if len(self.confidence) != n or len(self.class_id) != n or (
             self.tracker_id is not None and len(self.tracker_id) != n
@@ -66,7 +64,7 @@ class Detections:
         tids = np.concatenate([p.tracker_id for p in parts]) if all(p.tracker_id is not None for p in parts) else None
         polygons = None
         if any(p.polygons is not None for p in parts):
-            polygons = np.concatenate([p.polygons if p.polygons is not None else np.full(len(p), None, dtype=object)
+            polygons = np.concatenate([p.polygons if p.polygons is not None else objects([None] * len(p))
                                        for p in parts])
         return cls(np.concatenate([p.xyxy for p in parts]), np.concatenate([p.confidence for p in parts]),
                    np.concatenate([p.class_id for p in parts]), lms, tids, polygons)
@@ -89,8 +87,7 @@ class Detections:
         tid = None if self.tracker_id is None else self.tracker_id.copy()
         polygons = None
         if self.polygons is not None:
-            polygons = np.array([None if p is None else p * np.array([fx, fy]) for p in self.polygons] + [None],
-                                dtype=object)[:-1]
+            polygons = objects([None if p is None else p * np.array([fx, fy]) for p in self.polygons])
         return Detections(xyxy, self.confidence.copy(), self.class_id.copy(), lm, tid, polygons)
 
     def to_records(self) -> list[dict]:
@@ -102,6 +99,14 @@ class Detections:
              "track_id": int(t)}
             for box, s, c, t in zip(self.xyxy, self.confidence, self.class_id, ids)
         ]
+
+
+def objects(items: list) -> np.ndarray:
+    """A 1-D object array of ``items`` (np.array would stack polygons of one length into a 3-D array)."""
+    out = np.empty(len(items), dtype=object)
+    for i, item in enumerate(items):
+        out[i] = item
+    return out
 
 
 def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:

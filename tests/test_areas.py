@@ -208,3 +208,15 @@ def test_a_keep_area_leaves_the_faces_inside_it_as_they_were(tmp_path, sample):
     assert np.abs(anon[face] - src[face]).mean() > 20  # anonymized without the keep area
     assert np.abs(left[face] - src[face]).mean() < 3  # left as it was inside it (the encoder's error only)
     assert json.loads(r.stdout)["files"][0]["places"]["areas"][0]["action"] == "keep"
+
+
+def test_detections_carry_polygons_through_concat_indexing_and_scaling():
+    square = np.array([[0.0, 0.0], [4, 0], [4, 4], [0, 4]])
+    faces = Detections([[1, 1, 2, 2], [3, 3, 4, 4]], [0.9, 0.8], [0, 0], tracker_id=[7, 8])
+    areas = Detections([[0, 0, 4, 4]], [1], [4], tracker_id=[1 << 40], polygons=[square])
+    both = Detections.concat([faces, areas])
+    assert both.tracker_id.tolist() == [7, 8, 1 << 40]  # tracked faces keep their ids beside an area
+    assert both.polygons[0] is None and np.array_equal(both.polygons[2], square)
+    assert np.array_equal(both[2].polygons[0], square) and both[:2].polygons.tolist() == [None, None]
+    assert np.array_equal(both.scaled(2, 0.5).polygons[2], square * [2, 0.5])
+    assert Detections.concat([faces, Detections([[0, 0, 1, 1]], [1], [1])]).tracker_id is None

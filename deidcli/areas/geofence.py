@@ -6,7 +6,6 @@ A zone's holes are masked too: a hole is a place inside a private one, and hidin
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,7 +13,7 @@ import numpy as np
 from pyproj import CRS, Transformer
 from shapely.geometry import Polygon
 
-from deidcli.areas.spec import ACTIONS, check_ring
+from deidcli.areas.spec import ACTIONS, check_ring, read_json
 from deidcli.errors import AreaInputError
 
 WGS84_NAMES = {"urn:ogc:def:crs:OGC:1.3:CRS84", "urn:ogc:def:crs:OGC::CRS84", "EPSG:4326", "urn:ogc:def:crs:EPSG::4326"}
@@ -94,16 +93,7 @@ def parse_geofence(doc, source: str) -> list[Zone]:
 
 
 def load_geofence(path: Path) -> list[Zone]:
-    if not path.is_file():
-        raise AreaInputError(f"{path}: no such GeoJSON file")
-    text = path.read_text(errors="replace")
-    if not text.strip():
-        raise AreaInputError(f"{path}: the GeoJSON file is empty")
-    try:
-        doc = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise AreaInputError(f"{path} line {exc.lineno}: not valid JSON ({exc.msg})") from None
-    return parse_geofence(doc, str(path))
+    return parse_geofence(read_json(path, "GeoJSON"), str(path))
 
 
 class LocalMetres:

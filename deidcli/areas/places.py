@@ -23,7 +23,7 @@ from deidcli.areas.geofence import LocalMetres, Zone, load_geofence
 from deidcli.areas.spec import AreaSpec, load_areas
 from deidcli.areas.telemetry import Telemetry, describe, find_sidecar, read_embedded, read_telemetry
 from deidcli.config import DeidConfig
-from deidcli.detections import Detections
+from deidcli.detections import Detections, objects
 from deidcli.errors import AreaInputError, TelemetryUnusableError
 from deidcli.targets import CLASS_ID
 
@@ -324,8 +324,7 @@ class VideoPlaces:
             dets = dets[~inside]
         if not placed.masks:
             return dets
-        polygons = np.empty(len(placed.masks), dtype=object)
-        polygons[:] = [p for _, p in placed.masks]
+        polygons = objects([p for _, p in placed.masks])
         xyxy = np.array([[*p.min(axis=0), *p.max(axis=0)] for _, p in placed.masks], dtype=np.float32)
         tids = np.array([AREA_TRACK_BASE + k for k, _ in placed.masks], dtype=np.int64)
         n = len(placed.masks)

@@ -110,22 +110,27 @@ def parse_areas(data, source: str) -> list[AreaSpec]:
     return out
 
 
-def load_areas(path: Path) -> list[AreaSpec]:
-    """Read an areas file (JSON, or YAML by its suffix or when it is not JSON)."""
+def read_json(path: Path, what: str, yaml_too: bool = False):
+    """The parsed content of a place file, refused with its name (and the line, where the parser says) when it is
+    missing, empty or does not parse; ``yaml_too``: a file that is not JSON may be YAML (unless named .json)."""
     if not path.is_file():
-        raise AreaInputError(f"{path}: no such areas file")
+        raise AreaInputError(f"{path}: no such {what} file")
     text = path.read_text(errors="replace")
     if not text.strip():
-        raise AreaInputError(f"{path}: the areas file is empty")
+        raise AreaInputError(f"{path}: the {what} file is empty")
     try:
-        data = json.loads(text)
+        return json.loads(text)
     except json.JSONDecodeError as exc:
-        if path.suffix.lower() == ".json":
+        if not yaml_too or path.suffix.lower() == ".json":
             raise AreaInputError(f"{path} line {exc.lineno}: not valid JSON ({exc.msg})") from None
-        try:
-            data = yaml.safe_load(text)
-        except yaml.YAMLError as yexc:
-            mark = getattr(yexc, "problem_mark", None)
-            line = f" line {mark.line + 1}" if mark is not None else ""
-            raise AreaInputError(f"{path}{line}: neither JSON nor YAML ({getattr(yexc, 'problem', None) or yexc})") from None
-    return parse_areas(data, str(path))
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = f" line {mark.line + 1}" if mark is not None else ""
+        raise AreaInputError(f"{path}{line}: neither JSON nor YAML ({getattr(exc, 'problem', None) or exc})") from None
+
+
+def load_areas(path: Path) -> list[AreaSpec]:
+    """Read an areas file (JSON, or YAML by its suffix or when it is not JSON)."""
+    return parse_areas(read_json(path, "areas", yaml_too=True), str(path))
