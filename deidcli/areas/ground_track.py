@@ -67,8 +67,8 @@ class TrackSettings:
     fb_px: float = 0.7  # forward-backward disagreement above which a track is dropped
     ransac_px: float = 1.0
     min_inliers: int = 20
-    min_ratio: float = 0.5  # RANSAC inliers / tracked points below which the fit is not trusted
-    keep_ratio: float = 0.5  # inliers falling below this fraction of the previous frame's in one frame: a cut
+    min_ratio: float = 0.2  # RANSAC inliers / tracked points below which the fit is not trusted
+    keep_ratio: float = 0.4  # inliers falling below this fraction of the previous frame's in one frame: a cut
     switch_ratio: float = 0.7  # inliers / the first frame's after the keyframe, below which a frame becomes one
     switch_cover: float = 0.6  # area the inliers cover / the first frame's, below which the same
     switch_zoom: float = 1.4  # zoom since the keyframe beyond which the same (the warped keyframe blurs)
@@ -97,6 +97,12 @@ class GroundMotion:
     segment: np.ndarray  # (F,) int64; -1 where the ground was not tracked
     sigma: np.ndarray  # (F,) float64: 1-sigma position error against the reference, frame i's full px; inf if -1
     inliers: np.ndarray  # (F,) int64: inliers that supported frame i's homography
+    # How sigma is made, so two frames near each other are not charged the error both carry against a reference
+    # far back: fit, frame i's own measurement against its keyframe (full px); key, that keyframe's index; epoch,
+    # the run of keyframes chained without a correction, within which errors only accumulate.
+    fit: np.ndarray | None = None
+    key: np.ndarray | None = None
+    epoch: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.segment)
@@ -125,11 +131,27 @@ class GroundMotion:
         # the src frame's error, magnified as the mapping magnifies it where dst sees the polygon (near the
         # horizon, far outside the view, the magnification is huge and irrelevant)
         near = _clip(src_pts, dst_h, _box(self.width, self.height, b / 8))[0]
-        spread = float(self.sigma[src]) * (float(_gain(h, near).max()) if len(near) else 1.0)
-        margin = _MARGIN_SIGMAS * float(np.hypot(self.sigma[dst], spread)) + _MARGIN_FLOOR
+        gain = float(_gain(h, near).max()) if len(near) else 1.0
+        margin = _MARGIN_SIGMAS * self._relative_sigma(src, dst, gain) + _MARGIN_FLOOR
         if not np.isfinite(margin) or margin > b / 2:
             return None
         return out, margin
+
+
+    def _relative_sigma(self, src: int, dst: int, gain: float) -> float:
+        """1-sigma error (dst px) of the mapping src -> dst: each frame's against the reference, or, within one
+        epoch, only what accumulated between them (the keyframes chained from one to the other) and their own
+        measurements; two frames of one keyframe carry their measurements alone."""
+        whole = float(np.hypot(self.sigma[dst], gain * self.sigma[src]))
+        if self.epoch is None or self.epoch[src] != self.epoch[dst]:
+            return whole
+        fit_s, fit_d = gain * float(self.fit[src]), float(self.fit[dst])
+        var = fit_s ** 2 + fit_d ** 2
+        if self.key[src] != self.key[dst]:
+            chain_s = gain * np.sqrt(max(float(self.sigma[src]) ** 2 - float(self.fit[src]) ** 2, 0.0))
+            chain_d = np.sqrt(max(float(self.sigma[dst]) ** 2 - fit_d ** 2, 0.0))
+            var += abs(chain_d ** 2 - chain_s ** 2)
+        return min(whole, float(np.sqrt(var)))
 
 
 def small_frames(path: Path, long_side: int = 480) -> Iterator[np.ndarray]:
@@ -406,13 +428,17 @@ class _Rows:
     seg: np.ndarray = field(default_factory=lambda: np.empty(256, np.int64))
     sigma: np.ndarray = field(default_factory=lambda: np.empty(256))
     inliers: np.ndarray = field(default_factory=lambda: np.empty(256, np.int64))
+    fit: np.ndarray = field(default_factory=lambda: np.empty(256))
+    key: np.ndarray = field(default_factory=lambda: np.empty(256, np.int64))
+    epoch: np.ndarray = field(default_factory=lambda: np.empty(256, np.int64))
 
-    def add(self, pose: np.ndarray, seg: int, sigma: float, inliers: int) -> None:
+    def add(self, pose: np.ndarray, seg: int, sigma: float, inliers: int, fit: float, key: int, epoch: int) -> None:
         if self.n == len(self.seg):
-            for name in ("pose", "seg", "sigma", "inliers"):
+            for name in ("pose", "seg", "sigma", "inliers", "fit", "key", "epoch"):
                 a = getattr(self, name)
                 setattr(self, name, np.concatenate([a, np.empty_like(a)]))
         self.pose[self.n], self.seg[self.n], self.sigma[self.n], self.inliers[self.n] = pose, seg, sigma, inliers
+        self.fit[self.n], self.key[self.n], self.epoch[self.n] = fit, key, epoch
         self.n += 1
 
 
@@ -433,6 +459,7 @@ class _Tracker:
                        criteria=(cv2.TERM_CRITERIA_COUNT | cv2.TERM_CRITERIA_EPS, 20, 0.03))
         self.i = -1
         self.seg = -1  # current segment; -1: not tracking
+        self.epoch = 0  # counts new segments and corrections: see GroundMotion.epoch
         self.prev: np.ndarray | None = None
 
     # -- per frame ----------------------------------------------------------------------------------------------
@@ -449,14 +476,15 @@ class _Tracker:
         """Begin a new segment on this frame, or mark it -1 when it has too few corners to track."""
         if not self._key(g, self.i):
             self.seg = -1
-            self.rows.add(np.full((3, 3), np.nan), -1, np.inf, 0)
+            self.rows.add(np.full((3, 3), np.nan), -1, np.inf, 0, np.inf, -1, -1)
             return
         self.seg = self.links.new(self.corners)
         self.seg_start = self.i
         self.key_pose, self.key_sigma = np.eye(3), 0.0
         self.motion = np.eye(3)
         self.pending = (g, self.i, self.pts_key)  # to the bank once the segment is confirmed
-        self.rows.add(np.eye(3), self.seg, 0.0, len(self.pts_key))
+        self.epoch += 1
+        self.rows.add(np.eye(3), self.seg, 0.0, len(self.pts_key), 0.0, self.i, self.epoch)
 
     def _key(self, g: np.ndarray, frame: int) -> bool:
         """Make ``g`` (frame ``frame``) the keyframe; False when it has too few corners to track."""
@@ -481,6 +509,8 @@ class _Tracker:
             n = self.rows.n - 1
             pose, sigma = self._switch(self.prev, self.i - 1, self.rows.pose[n], float(self.rows.sigma[n]))
             self.rows.pose[n], self.rows.sigma[n] = pose, sigma
+            if self.key_frame == self.i - 1:  # it is the keyframe now: all its error is the chain's
+                self.rows.fit[n], self.rows.key[n], self.rows.epoch[n] = 0.0, self.i - 1, self.epoch
             fit = self._measure(g)
         if fit is None:
             return False
@@ -496,7 +526,8 @@ class _Tracker:
         if fit.inliers < cfg.switch_ratio * self.m_key or fit.hull < cfg.switch_cover * self.key_hull \
                 or not 1 / cfg.switch_zoom < zoom < cfg.switch_zoom:
             pose, sigma = self._switch(g, self.i, pose, sigma)
-        self.rows.add(pose, self.seg, sigma, fit.inliers)
+        own, key = (0.0, self.i) if self.key_frame == self.i else (fit.sigma, self.key_frame)
+        self.rows.add(pose, self.seg, sigma, fit.inliers, own, key, self.epoch)
         return True
 
     def _measure(self, g: np.ndarray) -> _Fit | None:
@@ -599,7 +630,10 @@ class _Tracker:
             return pose, sigma  # too few corners to start afresh: keep following the old keyframe while it lasts
         if frame - self.seg_start >= self.cfg.confirm:
             feats = self._features(g)
-            pose, sigma = self._correct(g, feats, pose, sigma)
+            corrected = self._correct(g, feats, pose, sigma)
+            if corrected[0] is not pose:  # measured against the bank, not chained: a new epoch begins
+                self.epoch += 1
+            pose, sigma = corrected
             if feats is not None:
                 self._relink(g, feats, pose, sigma)
                 self._store(g, feats, self.pts_key, pose, sigma, frame)
@@ -781,7 +815,7 @@ class _Tracker:
         places 0, 1, ... in order of appearance. Segments that tracked nothing (one frame) become -1."""
         r = self.rows
         pose, seg, sigma = r.pose[:r.n].copy(), r.seg[:r.n].copy(), r.sigma[:r.n].copy()
-        inliers = r.inliers[:r.n].copy()
+        inliers, fit, key, epoch = r.inliers[:r.n].copy(), r.fit[:r.n].copy(), r.key[:r.n].copy(), r.epoch[:r.n].copy()
         children = np.bincount(self.links.parent, minlength=len(self.links.parent))  # counts itself too
         order = np.argsort(seg, kind="stable")
         order = order[seg[order] >= 0]
@@ -789,7 +823,8 @@ class _Tracker:
             s = int(seg[rows[0]])
             root, t, s_root = self.links.find(s)
             if len(rows) < 2 and root == s and children[s] == 1:
-                seg[rows], pose[rows], sigma[rows], inliers[rows] = -1, np.nan, np.inf, 0
+                seg[rows], pose[rows], sigma[rows], inliers[rows], fit[rows], epoch[rows] = -1, np.nan, np.inf, 0, \
+                    np.inf, -1
             elif root != s:
                 to_root = t @ pose[rows]
                 seen = _apply(to_root, np.broadcast_to(self.corners, (len(rows), 5, 2)))  # frames on the root
@@ -799,9 +834,10 @@ class _Tracker:
         a = _center_scale(width / self.w, height / self.h)
         ok = seg >= 0
         pose[ok] = _positive(a @ pose[ok] @ np.linalg.inv(a), np.array([(width - 1) / 2, (height - 1) / 2]))
-        sigma[ok] = max(width / self.w, height / self.h) * np.hypot(sigma[ok], _Q_SMALL)
+        scale = max(width / self.w, height / self.h)
+        sigma[ok], fit[ok] = scale * np.hypot(sigma[ok], _Q_SMALL), scale * np.hypot(fit[ok], _Q_SMALL)
         places, first = np.unique(seg[ok], return_index=True)
         number = np.zeros(len(self.links.parent), np.int64)
         number[places[np.argsort(first)]] = np.arange(len(places))
         seg[ok] = number[seg[ok]]
-        return GroundMotion(width, height, pose, seg, sigma, inliers)
+        return GroundMotion(width, height, pose, seg, sigma, inliers, fit, key, epoch)
