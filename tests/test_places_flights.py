@@ -243,3 +243,17 @@ def test_a_batch_places_each_clips_zones_from_the_srt_beside_it(tmp_path, textur
     assert res.returncode == 0, res.stderr
     cover, spill = _figures(_masked(tmp_path / "out" / r.video.name), fl, zone, DeidConfig.area_margin + 0.5)
     assert cover >= 0.99 and spill <= 0.01
+
+
+def test_a_geofence_refuses_a_rotated_video(tmp_path, texture):
+    from conftest import ffmpeg
+
+    fl = flights.flight("nadir")
+    r = flights.render(fl, texture, tmp_path)
+    rotated = tmp_path / "rotated" / "nadir.mp4"
+    rotated.parent.mkdir()
+    ffmpeg("-display_rotation:v:0", "90", "-i", str(r.video), "-c", "copy", str(rotated))
+    zones = flights.write_geojson(tmp_path / "zones.geojson", flights.zones(), fl.lat0, fl.lon0)
+    res = run_cli("run", rotated, "-o", tmp_path / "out.mp4", "--geofence", zones, "--telemetry", r.srt, "-q")
+    assert res.returncode == ExitCode.TELEMETRY_UNUSABLE and "rotated" in res.stderr
+    assert not (tmp_path / "out.mp4").exists()

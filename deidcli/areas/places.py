@@ -135,6 +135,9 @@ class Flight:
 
     @classmethod
     def for_video(cls, path: Path, info, fps: float, cfg: DeidConfig) -> "Flight":
+        if info.rotation:  # the camera model's "top of the frame" is the picture's as shown, not as stored
+            raise TelemetryUnusableError(f"{path}: the video is shown rotated by {info.rotation} degrees; a geofence "
+                                         f"is placed in unrotated drone footage only")
         source = Path(cfg.telemetry) if cfg.telemetry else find_sidecar(path)
         if source is not None and not source.is_file():
             raise AreaInputError(f"{source}: no such telemetry file")
