@@ -107,3 +107,15 @@ def test_lossless_run_keeps_every_decoded_pixel_outside_the_regions(tmp_path, sa
         assert np.array_equal(ua[~half], ub[~half]) and np.array_equal(va[~half], vb[~half])
         x1, y1, x2, y2 = found.xyxy[0].astype(int)
         assert not np.array_equal(ya[y1:y2, x1:x2], yb[y1:y2, x1:x2]), "the face itself changed"
+
+
+@pytest.mark.parametrize("width", [6, 8, 20, 36, 54])
+def test_a_deep_paste_is_the_same_every_time(width):
+    """swscale's rgb48 -> yuv420p10 read bytes it never wrote for widths 2-8 past a multiple of 16 (8 luma samples
+    of garbage, different each run; the test above failed in one clone of two): pasted crops are widened first."""
+    h, w = 54, 96
+    planes = _planes(0, h, w, np.uint16)
+    image = np.random.default_rng(3).integers(0, 65536, (h, w, 3)).astype(np.uint16)
+    first = paste_regions(planes, image, [(10, 0, 10 + width, h)], "yuv420p10le")
+    assert all(np.array_equal(paste_regions(planes, image, [(10, 0, 10 + width, h)], "yuv420p10le"), first)
+               for _ in range(30))

@@ -58,12 +58,15 @@ def paste_regions(planes: np.ndarray, image: np.ndarray, rects: Sequence[Rect], 
     v = flat[h * w + quarter:].reshape(h // 2, w // 2)
     rgb = "rgb48le" if image.dtype == np.uint16 else "rgb24"
     for x1, y1, x2, y2 in chroma_rects(rects, w, h):
-        crop = np.ascontiguousarray(image[y1:y2, x1:x2])
-        yuv = av.VideoFrame.from_ndarray(crop, format=rgb).reformat(format=pix_fmt, **(to_yuv or {})).to_ndarray()
         ch, cw = y2 - y1, x2 - x1
-        luma[y1:y2, x1:x2] = yuv[:ch]
-        rest = yuv[ch:].reshape(-1)
-        q = (ch // 2) * (cw // 2)
-        u[y1 // 2:y2 // 2, x1 // 2:x2 // 2] = rest[:q].reshape(ch // 2, cw // 2)
-        v[y1 // 2:y2 // 2, x1 // 2:x2 // 2] = rest[q:].reshape(ch // 2, cw // 2)
+        # swscale's rgb48 -> yuv420p10 reads bytes it never wrote on rows 2-8 samples past a multiple of 16 wide
+        # (8 luma samples of garbage, different each run): the crop is widened to one, its edge repeated
+        crop = np.pad(image[y1:y2, x1:x2], ((0, 0), (0, -cw % 16), (0, 0)), mode="edge")
+        yuv = av.VideoFrame.from_ndarray(crop, format=rgb).reformat(format=pix_fmt, **(to_yuv or {})).to_ndarray()
+        pw = crop.shape[1]
+        uv = yuv[ch:].reshape(-1)
+        q = (ch // 2) * (pw // 2)
+        luma[y1:y2, x1:x2] = yuv[:ch, :cw]
+        u[y1 // 2:y2 // 2, x1 // 2:x2 // 2] = uv[:q].reshape(ch // 2, pw // 2)[:, :cw // 2]
+        v[y1 // 2:y2 // 2, x1 // 2:x2 // 2] = uv[q:].reshape(ch // 2, pw // 2)[:, :cw // 2]
     return out
