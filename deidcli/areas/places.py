@@ -283,7 +283,7 @@ class VideoPlaces:
                     out.whole.append(k)
                 continue
             pts, grow = mapped[0], max(mapped[1], MIN_GROWTH_PX)
-            geom = Polygon(pts)
+            geom = Polygon(pts) if len(pts) >= 3 else Polygon()  # none of it near this frame's view
             geom = (geom if geom.is_valid else geom.buffer(0)).buffer(grow if area.action == "mask" else -grow,
                                                                          join_style="mitre")
             state = "placed" if index == area.frame else \
