@@ -58,6 +58,14 @@ def _target_detector(cfg: DeidConfig, target: str, threshold: float | None, devi
     return dets[0] if len(dets) == 1 else EnsembleDetector(dets)
 
 
+def _mask_scale(cfg: DeidConfig, target: str) -> float:
+    """How much a target's box grows: a face to the head; a body, plate or vehicle a little; an area not at all (its
+    polygon was grown by its own margin, deidcli/areas/places.py)."""
+    if target == "face":
+        return cfg.mask_scale
+    return 1.0 if target == "area" else max(1.1, min(cfg.mask_scale, 1.2))
+
+
 @dataclass
 class FrameAnonymizer:
     """Detects every target in a frame and anonymizes each region with its target's style."""
@@ -85,10 +93,9 @@ class FrameAnonymizer:
             styles[CLASS_ID[t]] = RegionStyle(
                 method=get_method(methods[t] or DeidConfig.method, cfg.basis, device, cfg.model, cfg.donors),
                 strength=strengths[t],
-                # Faces are round; an ellipse on a body or plate box would leave its corners; an area is its polygon,
-                # grown already by its own margin (deidcli/areas/places.py).
+                # Faces are round; an ellipse on a body or plate box would leave its corners.
                 mask_shape=cfg.mask_shape if t == "face" else "box",
-                mask_scale=cfg.mask_scale if t == "face" else 1.0 if t == "area" else max(1.1, min(cfg.mask_scale, 1.2)),
+                mask_scale=_mask_scale(cfg, t),
                 color=cfg.color,
                 seed=cfg.seed + CLASS_ID[t],
             )

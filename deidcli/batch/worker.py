@@ -10,6 +10,7 @@ from dataclasses import replace
 from datetime import datetime, timezone
 
 from deidcli.anonymizer import FrameAnonymizer
+from deidcli.areas.places import Places
 from deidcli.batch.manifest import sha256
 from deidcli.positions import strip_positions
 from deidcli.batch.tree import Entry
@@ -17,7 +18,6 @@ from deidcli.config import DeidConfig
 from deidcli.errors import DeidError, ExitCode
 from deidcli.media import Job
 from deidcli.outputs import atomic_output
-from deidcli.areas.places import Places
 from deidcli.pipeline import process_image, process_video
 from deidcli.report import method_summary
 
