@@ -14,6 +14,7 @@ from deidcli.detection import FaceDetector, build_detector, inference_scale
 from deidcli.detection.coco_torchvision import COCO_MODELS, CocoNet, TorchvisionDetector
 from deidcli.detection.ensemble import EnsembleDetector
 from deidcli.detection.keyframes import search_around
+from deidcli.detection.tile_schedule import TileLayer
 from deidcli.detection.tiling import TiledDetector, merge, parse_tile
 from deidcli.detection.yolo import VEHICLES, YoloDetector
 from deidcli.detections import Detections
@@ -120,39 +121,53 @@ class FrameAnonymizer:
             )
         return cls(detectors, styles, cfg.scale, cfg.max_side, device, consent)
 
-    def detect(self, image: np.ndarray) -> Detections:
+    def detect(self, image: np.ndarray, tiles: bool = True) -> Detections:
         """Every target in ``image`` (H x W x 3 RGB, uint8 or 16-bit), in its pixel coordinates; class ids as in
-        TARGETS."""
+        TARGETS. ``tiles=False``: faces from the whole-frame pass only (a video's tiles are a layer of their own,
+        :meth:`tile_layer`)."""
         image = eight_bit(image)
-        parts = [self._detect_target(image, target) for target in self.detectors]
+        parts = [self._detect_target(image, target, tiles) for target in self.detectors]
         return Detections.concat(parts)
 
-    def _detect_target(self, image: np.ndarray, target: str) -> Detections:
+    def _face_detector(self, tiles: bool = True) -> FaceDetector | None:
+        det = self.detectors.get("face")
+        return det.base if not tiles and isinstance(det, TiledDetector) else det
+
+    def _detect_target(self, image: np.ndarray, target: str, tiles: bool = True) -> Detections:
         h, w = image.shape[:2]
         scale = inference_scale(w, h, self.scale, self.max_side) if target == "face" else 1.0
-        d = self.detectors[target].detect(image, scale)
+        det = self._face_detector(tiles) if target == "face" else self.detectors[target]
+        d = det.detect(image, scale)
         d.class_id[:] = CLASS_ID[target]
         return d
 
-    def detect_keyframe(self, image: np.ndarray) -> tuple[Detections, Detections]:
+    def tile_layer(self, width: int, height: int) -> TileLayer | None:
+        """The face detector's tiles as a layer of their own for ``width x height`` frames
+        (deidcli/detection/tile_schedule.py), or ``None`` where it cuts no tiles."""
+        det = self.detectors.get("face")
+        if isinstance(det, TiledDetector) and det.tiles(width, height):
+            return TileLayer(det, CLASS_ID["face"], inference_scale(width, height, self.scale, self.max_side))
+        return None
+
+    def detect_keyframe(self, image: np.ndarray, tiles: bool = True) -> tuple[Detections, Detections]:
         """:meth:`detect`'s regions, and the faces that scored just under the threshold (only where the face
         detector can tell: CenterFace on the whole frame), which deidcli/detection/keyframes.py searches for on the
         frames it does not detect whole: a face that flickers across the threshold is still found there."""
-        return self.detect_keyframes([image])[0]
+        return self.detect_keyframes([image], tiles)[0]
 
-    def detect_keyframes(self, images: list[np.ndarray]) -> list[tuple[Detections, Detections]]:
+    def detect_keyframes(self, images: list[np.ndarray], tiles: bool = True) -> list[tuple[Detections, Detections]]:
         """:meth:`detect_keyframe` on each image, the face detector's passes batched across them where it can
         batch (CenterFace on frames that need no tiles): on a GPU one pass over several frames costs little more
         than one over a single frame. The same regions as one by one."""
-        many = getattr(self.detectors.get("face"), "detect_with_candidates_many", None)
+        many = getattr(self._face_detector(tiles), "detect_with_candidates_many", None)
         if many is None or not images:
-            return [(self.detect(image), Detections.empty()) for image in images]
+            return [(self.detect(image, tiles), Detections.empty()) for image in images]
         images = [eight_bit(image) for image in images]
         h, w = images[0].shape[:2]
         out = []
         for image, (faces, candidates) in zip(images, many(images, inference_scale(w, h, self.scale, self.max_side))):
             faces.class_id[:] = candidates.class_id[:] = CLASS_ID["face"]
-            others = [self._detect_target(image, t) for t in self.detectors if t != "face"]
+            others = [self._detect_target(image, t, tiles) for t in self.detectors if t != "face"]
             out.append((Detections.concat([faces, *others]), candidates))
         return out
 
@@ -164,10 +179,11 @@ class FrameAnonymizer:
         light = all(style.method.needs in (None, "basis") for style in self.styles.values())
         return 1 if light and self.device.type == "cpu" else torch.get_num_threads()
 
-    def detect_near(self, image: np.ndarray, near: Detections) -> Detections | None:
+    def detect_near(self, image: np.ndarray, near: Detections, tiles: bool = True) -> Detections | None:
         """The faces in crops of ``image`` around the boxes of ``near`` (:func:`search_around`), at the scale
-        :meth:`detect` runs the whole frame at; ``None`` when ``near`` holds another target (YOLO letterboxes
-        every input to its own size, so a crop would not be searched as the frame is: detect the whole frame)."""
+        :meth:`detect` runs the whole frame at (and the tiles' where ``tiles``); ``None`` when ``near`` holds
+        another target (YOLO letterboxes every input to its own size, so a crop would not be searched as the frame
+        is: detect the whole frame)."""
         face = CLASS_ID["face"]
         if "face" not in self.detectors or (near.class_id != face).any():
             return None
@@ -175,7 +191,7 @@ class FrameAnonymizer:
         h, w = image.shape[:2]
         det, scales = self.detectors["face"], [inference_scale(w, h, self.scale, self.max_side)]
         if isinstance(det, TiledDetector):  # a crop needs no tiles: the whole-frame pass is the base detector's
-            if parse_tile(det.tile, w, h, det.max_side) is not None:
+            if tiles and parse_tile(det.tile, w, h, det.max_side) is not None:
                 scales.append(det.tile_scale)  # and the tiles' finer scale finds what they found
             det = det.base
         found = merge([search_around(det, image, near.xyxy, s) for s in scales], 0.3)

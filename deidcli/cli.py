@@ -50,6 +50,13 @@ def _parse_color(value: str | None) -> tuple[float, float, float] | None:
     return tuple(v / 255 for v in rgb)
 
 
+# Detection options declared once, shared by `deid run` and `deid detect`
+TileEveryOpt = Annotated[Optional[int], typer.Option(
+    help="Run the tiles (small faces in large frames) on every N-th frame (default 0: every 0.4 s; 1: every frame); "
+         "between, "
+         "the faces they found are interpolated or searched for in crops around them.")]
+
+
 # Places: declared once, shared by `deid run`, `deid batch` and `deid areas`
 AreasOpt = Annotated[Optional[Path], typer.Option(
     "--areas", help="JSON/YAML file of areas drawn in pixels: each a polygon with action mask (hidden wherever seen) "
@@ -174,6 +181,7 @@ def run(
     tile_scale: Annotated[
         Optional[float], typer.Option(help="Enlarge tiles by this before detection (2 finds faces of ~6 px; slower).")
     ] = None,
+    tile_every: TileEveryOpt = None,
     detect_every: Annotated[
         Optional[int],
         typer.Option(help="Detect the whole of every N-th frame (default 2, at most 8); a frame between gets the "
@@ -248,7 +256,7 @@ def run(
         targets=targets, body_model=body_model, vehicle_model=vehicle_model, plate_model=plate_model, method=method, strength=strength, basis=basis,
         model=model, donors=str(donors) if donors else None,
         consented=str(consented) if consented else None, consent_distance=consent_distance, mask_shape=mask_shape, mask_scale=mask_scale, color=_parse_color(color),
-        detector=detector, threshold=threshold, scale=scale, tile=tile, tile_scale=tile_scale, device=device,
+        detector=detector, threshold=threshold, scale=scale, tile=tile, tile_scale=tile_scale, tile_every=tile_every, device=device,
         detect_every=detect_every, detect_batch=detect_batch, track=track, lookahead_s=lookahead,
         hold_s=hold, codec=codec, crf=crf, preset=preset,
         seed=seed, strip_metadata=strip_metadata or None, overwrite=overwrite or None, audit=audit or None,
@@ -437,6 +445,7 @@ def detect(
     plate_model: Annotated[Optional[str], typer.Option(help="Licence-plate models: safelicensing,platedet (default), or YOLO paths.")] = None,
     scale: Annotated[Optional[str], typer.Option(help="Inference scale: 'auto' or a factor.")] = None,
     tile: Annotated[Optional[str], typer.Option(help="Sliced inference: auto, off or WxH.")] = None,
+    tile_every: TileEveryOpt = None,
     detect_every: Annotated[
         Optional[int], typer.Option(help="Detect every N-th frame where both sides agree (default 2; 1: every one).")
     ] = None,
@@ -461,7 +470,7 @@ def detect(
     if not video.is_file():
         raise InputNotFoundError(f"{video}: no such file")
     cfg = load_config(config).with_overrides(
-        detector=detector, threshold=threshold, scale=scale, tile=tile, detect_every=detect_every,
+        detector=detector, threshold=threshold, scale=scale, tile=tile, tile_every=tile_every, detect_every=detect_every,
         detect_batch=detect_batch, track=track, overwrite=overwrite or None,
         targets=targets, body_model=body_model, vehicle_model=vehicle_model, plate_model=plate_model,
     )

@@ -32,6 +32,7 @@ class DeidConfig:
     max_side: int = 960
     tile: str = "auto"  # sliced inference: "auto" (frames over 2 x max_side), "off" or "WxH"
     tile_scale: float = 1.0  # enlarge each tile by this before detection (2 finds faces of ~6 px)
+    tile_every: int = 0  # run the tiles on every N-th frame (0: every 0.4 s), searching between (tile_schedule.py)
     detect_every: int = 2  # detect every N-th frame, and the frames between where the two sides disagree (keyframes.py)
     detect_batch: int = 0  # frames per face-detector pass: 0 = auto (1 on the CPU, 8 on a GPU)
     # tracking: cover the frames around each detection (see deidcli/tracking/coverage.py)
@@ -122,6 +123,8 @@ class DeidConfig:
             raise ConfigError("detect batch must be between 0 (auto) and 64 frames")
         if not 1 <= self.detect_every <= 8:
             raise ConfigError("detect every must be between 1 (every frame) and 8")
+        if not 0 <= self.tile_every <= 60:
+            raise ConfigError("tile every must be between 0 (auto: every 0.4 s) and 60 frames (1: every frame)")
         if self.audit_every < 1:
             raise ConfigError("audit every must be at least 1")
         if self.fail_on_leak is not None and not 0 <= self.fail_on_leak <= 1:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import queue
 import threading
@@ -15,12 +16,14 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from deidcli.anonymizer import FrameAnonymizer
+from deidcli.anonymizer import FrameAnonymizer, eight_bit
 from deidcli.areas.places import Places, VideoPlaces
 from deidcli.config import DeidConfig
 from deidcli.consent import ConsentLog
 from deidcli.covers import cover_suffix, read_cover, write_cover
+from deidcli.detection.camera_motion import CameraMotion
 from deidcli.detection.keyframes import KeyframeCount, keyframe_detections
+from deidcli.detection.tile_schedule import tile_every
 from deidcli.detections import Detections
 from deidcli.detections_io import frame_line, header, read_detections
 from deidcli.errors import DecodeError, DeidError, InvalidMediaError
@@ -31,6 +34,7 @@ from deidcli.methods.stored_check import StoredCheck
 from deidcli.outputs import atomic_output, temporary_beside
 from deidcli.positions import has_positions
 from deidcli.targets import TARGETS
+from deidcli.timing import StageClock
 from deidcli.tracking import ByteTracker, CoverageSettings, TemporalCoverage
 from deidcli.video import EncodeSettings, VideoReader, VideoWriter
 from deidcli.video.containers import TEXT_SUBTITLES, plan_output, single_stream_plan
@@ -64,6 +68,8 @@ class FileResult:
     detections_by_target: dict[str, int] = field(default_factory=dict)
     fallbacks: FallbackLog = field(default_factory=FallbackLog)  # regions a method could not do: frosted instead
     keyframes: KeyframeCount = field(default_factory=KeyframeCount)  # how each frame's regions were found
+    tiles: KeyframeCount | None = None  # the same for the tiles' layer, where frames are large enough for tiles
+    stages: StageClock = field(default_factory=StageClock)  # wall seconds in decode, detect, tiles, anonymize, encode
     notes: list[str] = field(default_factory=list)  # streams converted or left out, pixel formats, and why
     streams: list[dict] = field(default_factory=list)  # what the output holds of each source stream
     other_video: list[dict] = field(default_factory=list)  # the file's other video streams, anonymized too
@@ -102,6 +108,8 @@ class FileResult:
             "frames_detected": self.keyframes.detected,
             "frames_interpolated": self.keyframes.interpolated,
             "frames_searched": self.keyframes.searched,
+            **({"tiles": {"frames_tiled": self.tiles.detected, "frames_interpolated": self.tiles.interpolated,
+                          "frames_searched": self.tiles.searched}} if self.tiles is not None else {}),
             "regions_per_frame": self.regions_per_frame,
             "filled_regions": int(sum(self.regions_per_frame) - sum(self.faces_per_frame)),
             "tracks": [
@@ -120,6 +128,7 @@ class FileResult:
             "duration_s": self.duration_s,
             "seconds": round(self.seconds, 3),
             "fps": round(self.fps, 3),
+            "stage_seconds": {k: round(v, 3) for k, v in self.stages.seconds.items()},
         }
 
 
@@ -154,21 +163,55 @@ def _put(q: queue.Queue, item, stop: threading.Event) -> bool:
 def tracked_regions(
     frames: Iterable[Frame], anonymizer: FrameAnonymizer, cfg: DeidConfig, frame_rate, result: FileResult
 ) -> Iterator[tuple[Frame, Detections]]:
-    """Detect, track and cover: each frame with every region to anonymize, a look-ahead's worth of frames late."""
+    """Detect, track and cover: each frame with every region to anonymize, a look-ahead's worth of frames late.
+
+    Two layers of detection, each with its keyframes (deidcli/detection/keyframes.py): the whole frame on every
+    ``detect_every``-th frame and, on frames large enough for tiles, the tiles on every ``tile_every``-th
+    (deidcli/detection/tile_schedule.py); their faces are merged before tracking."""
     tracker = ByteTracker(float(frame_rate or 25)) if cfg.track else None
     coverage: TemporalCoverage[Frame] = TemporalCoverage(
         CoverageSettings.for_rate(frame_rate, cfg.lookahead_s, cfg.hold_s)
     )
     batch = cfg.detect_batch or (8 if anonymizer.device.type == "cuda" else 1)
-    for frame, dets in keyframe_detections(frames, lambda f: f.image, anonymizer.detect_keyframe, cfg.detect_every,
-                                           result.keyframes, anonymizer.detect_near,
-                                           detect_many=anonymizer.detect_keyframes, batch=batch):
+    clock = result.stages
+    it = iter(frames)
+    first = next(it, None)
+    if first is None:
+        return
+    layer = anonymizer.tile_layer(first.image.shape[1], first.image.shape[0])
+    items: Iterable = itertools.chain([first], it)
+    image_of: Callable = lambda f: f.image  # noqa: E731
+    if layer is not None:
+        result.tiles = KeyframeCount()
+        detect_tiles = clock.timed("tiles", lambda image: layer.detect(eight_bit(image)))
+        near_tiles = clock.timed("tiles", lambda image, lone: layer.near(eight_bit(image), lone))
+        motion = CameraMotion()
+        items = _measured(items, clock.timed("tiles", motion.measure))
+        items = keyframe_detections(items, image_of, detect_tiles, tile_every(cfg, frame_rate), result.tiles,
+                                    near_tiles, motion=lambda f: motion.offset(f.index))
+        image_of = lambda pair: pair[0].image  # noqa: E731
+    tiles = layer is None  # without a layer of their own, tiles (if any) run with the whole frame
+    for item, dets in keyframe_detections(
+        items, image_of, clock.timed("detect", partial(anonymizer.detect_keyframe, tiles=tiles)), cfg.detect_every,
+        result.keyframes, clock.timed("detect", partial(anonymizer.detect_near, tiles=tiles)),
+        detect_many=clock.timed("detect", partial(anonymizer.detect_keyframes, tiles=tiles)), batch=batch,
+    ):
+        frame = item
+        if layer is not None:
+            frame, tiled = item
+            dets = layer.merged(dets, tiled)
         result.count(dets)
         if tracker is not None:
             dets.tracker_id = tracker.update(dets)
         yield from coverage.push(frame.index, frame, dets)
     yield from coverage.flush()
     result.tracks = coverage.track_frames
+
+
+def _measured(frames: Iterable[Frame], measure: Callable[[int, np.ndarray], None]) -> Iterator[Frame]:
+    for frame in frames:
+        measure(frame.index, frame.image)
+        yield frame
 
 
 def stored_regions(
@@ -226,8 +269,10 @@ def _anonymize_stream(
     away those inside a keep area)."""
     info = reader.info
     stop = threading.Event()
-    decoder = _Producer(reader.frames(), stop)
+    clock = result.stages
+    decoder = _Producer(clock.timed_iter("decode", reader.frames()), stop)
     done: queue.Queue = queue.Queue(QUEUE_FRAMES)
+    encode = clock.timed("encode", writer.write)
 
     def write() -> None:
         while not stop.is_set():
@@ -237,7 +282,7 @@ def _anonymize_stream(
                 continue
             if item is _DONE:
                 return
-            writer.write(*item)
+            encode(*item)
 
     stages = [decoder.stage, _Stage(write)]
     frames = decoder.items(stages)
@@ -257,8 +302,10 @@ def _anonymize_stream(
                 dets = places.apply(dets, frame.index, frame.pts)
             changed: list[tuple[int, int, int, int]] = []
             given: list = []
+            t = time.perf_counter()
             image = anonymizer.anonymize(frame.image, dets, frame.index, result.consent, result.fallbacks, changed,
                                          given=given)
+            clock.add("anonymize", time.perf_counter() - t)
             for method, probe, faces in given if check is not None else ():
                 check.add(len(result.regions_per_frame), method, probe, faces)  # by the index written
             result.regions_per_frame.append(len(dets))
@@ -270,7 +317,7 @@ def _anonymize_stream(
         _put_checked(done, _DONE, stages)
         stages[1].join()
         _raise_stage_errors(stages)
-        writer.close()
+        clock.timed("encode", writer.close)()
     except BaseException:
         stop.set()
         # The encoder thread may be inside a mux on the writer's container: kill ffmpeg (so a write blocked on its

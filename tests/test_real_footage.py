@@ -15,6 +15,7 @@ from skimage.metrics import structural_similarity
 from conftest import probe, run_deid, sha256, shared
 from deidcli.anonymizer import FrameAnonymizer
 from deidcli.config import DeidConfig
+from deidcli.evaluation.tile_recall import covered_share
 from deidcli.methods.regions import grow_boxes
 
 pytestmark = pytest.mark.slow
@@ -122,16 +123,6 @@ def test_audit_finds_no_leak_and_fewer_than_deface(street, tmp_path):
     assert ours["median_ssim"] < theirs["median_ssim"]
 
 
-def _covered(box: np.ndarray, regions: np.ndarray, scale: float) -> float:
-    """The share of ``box`` inside the anonymized ellipses of ``regions`` (each grown by ``scale``), on an 8x8 grid."""
-    xs, ys = np.meshgrid(np.linspace(box[0], box[2], 8), np.linspace(box[1], box[3], 8))
-    inside = np.zeros(xs.shape, dtype=bool)
-    for x1, y1, x2, y2 in regions:
-        ax, ay = (x2 - x1) / 2 * scale, (y2 - y1) / 2 * scale
-        inside |= ((xs - (x1 + x2) / 2) / ax) ** 2 + ((ys - (y1 + y2) / 2) / ay) ** 2 <= 0.96**2  # inside the feather
-    return float(inside.mean())
-
-
 def test_detecting_every_other_frame_covers_the_faces_found_on_every_frame():
     """With detection on every 2nd frame (the default: the rest interpolated, or searched where the two sides
     disagree), the regions after tracking cover the faces the detector finds when it runs on every frame: at
@@ -153,7 +144,7 @@ def test_detecting_every_other_frame_covers_the_faces_found_on_every_frame():
     for (frame, regions), truth in zip(strided, map(anonymizer.detect, (f.image for f in frames))):
         for box, score in zip(truth.xyxy, truth.confidence):
             total += 1
-            if _covered(box, regions.xyxy, cfg.mask_scale) < 0.5:
+            if covered_share(box, regions.xyxy, cfg.mask_scale) < 0.5:
                 uncovered.append((frame.index, round(float(score), 2)))
     assert total > 1000 and len(uncovered) <= 0.01 * total, uncovered
     assert all(score < 0.3 for _, score in uncovered), uncovered

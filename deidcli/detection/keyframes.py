@@ -22,7 +22,7 @@ from typing import TypeVar
 
 import numpy as np
 
-from deidcli.detection.tiling import merge
+from deidcli.detection.tiling import merge, shifted
 from deidcli.detections import Detections, box_iou, merge_overlapping
 
 T = TypeVar("T")
@@ -84,15 +84,16 @@ def interpolate(a: Detections, b: Detections, pairs: np.ndarray, t: float) -> De
                       np.minimum(a.confidence[i], b.confidence[j]), a.class_id[i], landmarks)
 
 
-def search_crops(boxes: np.ndarray, width: int, height: int, scale: float) -> list[tuple[int, int, int, int]]:
+def search_crops(boxes: np.ndarray, width: int, height: int, scale: float, min_side: int = SEARCH_MIN
+                 ) -> list[tuple[int, int, int, int]]:
     """``(x1, y1, x2, y2)`` crops of the frame around the boxes ``(N, 4)``: each :data:`SEARCH_GROWTH` times its
-    box's side, at least :data:`SEARCH_MIN` px at ``scale``, and a whole number of 32 px steps there (CenterFace's
+    box's side, at least ``min_side`` px at ``scale``, and a whole number of 32 px steps there (CenterFace's
     stride) so it is not stretched, clipped to the frame; overlapping crops merged into one, and the whole frame
     where they would cover more than :data:`SEARCH_WHOLE` of it."""
     out = []
     for x1, y1, x2, y2 in np.asarray(boxes, dtype=np.float64).reshape(-1, 4):
         cx, cy = (x1 + x2) / 2, (y1 + y2) / 2
-        side = max(SEARCH_GROWTH * max(x2 - x1, y2 - y1), SEARCH_MIN / scale)
+        side = max(SEARCH_GROWTH * max(x2 - x1, y2 - y1), min_side / scale)
         side = math.ceil(side * scale / 32) * 32 / scale
         w, h = min(side, width), min(side, height)
         left = int(round(min(max(cx - w / 2, 0), width - w)))
@@ -104,7 +105,8 @@ def search_crops(boxes: np.ndarray, width: int, height: int, scale: float) -> li
     return out
 
 
-def search_around(detector, image: np.ndarray, boxes: np.ndarray, scale: float) -> Detections:
+def search_around(detector, image: np.ndarray, boxes: np.ndarray, scale: float, min_side: int = SEARCH_MIN
+                  ) -> Detections:
     """``detector.detect`` on a crop around each of ``boxes`` (:func:`search_crops`) at the frame's own inference
     ``scale``, boxes in frame pixels, overlapping finds merged as tiles are. A detector whose ``detect`` takes a
     ``threshold`` (CenterFace) searches at :data:`SEARCH_SHARE` of it: a crop is not resampled quite as the frame
@@ -114,13 +116,10 @@ def search_around(detector, image: np.ndarray, boxes: np.ndarray, scale: float) 
     takes = own is not None and "threshold" in inspect.signature(detector.detect).parameters
     extra = {"threshold": own * SEARCH_SHARE} if takes else {}
     parts = []
-    for x1, y1, x2, y2 in search_crops(boxes, w, h, scale):
+    for x1, y1, x2, y2 in search_crops(boxes, w, h, scale, min_side):
         d = detector.detect(np.ascontiguousarray(image[y1:y2, x1:x2]), scale, **extra)
         if len(d):
-            d.xyxy += np.array([x1, y1, x1, y1], dtype=np.float32)
-            if d.landmarks is not None:
-                d.landmarks += np.array([x1, y1], dtype=np.float32)
-            parts.append(d)
+            parts.append(shifted(d, x1, y1))
     return merge(parts, 0.3) if parts else Detections.empty()
 
 
@@ -140,6 +139,7 @@ def keyframe_detections(
     every: int = DETECT_EVERY, count: KeyframeCount | None = None, near: NearDetector | None = None,
     min_iou: float = MIN_IOU,
     detect_many: Callable[[list[np.ndarray]], list] | None = None, batch: int = 1,
+    motion: Callable[[T], np.ndarray] | None = None,
 ) -> Iterator[tuple[T, Detections]]:
     """Each item (a video frame) with its detections, in order and at most ``every - 1`` items late (``batch *
     every`` with a batch).
@@ -148,7 +148,9 @@ def keyframe_detections(
     the detections, or them and the candidates that scored just under the threshold. An item between two detected
     ones gets the objects both found, interpolated (:func:`interpolate`), and what ``near`` finds around the
     objects only one of them found and around their candidates; without ``near`` (or where it returns None) such
-    an item is detected whole. ``every = 1`` detects every item.
+    an item is detected whole. ``every = 1`` detects every item. ``motion(item)``: where the camera has moved the
+    picture by that item (an ``(x, y)`` offset from the first), so boxes are paired, interpolated and searched for
+    where the ground they were on went (deidcli/detection/camera_motion.py).
 
     With ``detect_many`` and ``batch > 1`` the next ``batch`` items due for detection are read ahead and detected
     in one call (``detect_many(images)``, one result per image, as ``detect`` gives it): the same results in the
@@ -173,7 +175,10 @@ def keyframe_detections(
     positioned: Iterable[tuple[int, T]] = enumerate(items)
     if detect_many is not None and batch > 1:
         positioned = _read_ahead(positioned, image_of, detect_many, every, batch, ahead, as_pair)
-    for (_, item), dets in _keyframes(positioned, image, run, every, count, near, min_iou):
+    def moved(src: tuple[int, T], dst: tuple[int, T]) -> np.ndarray:
+        return np.zeros(2) if motion is None else motion(dst[1]) - motion(src[1])
+
+    for (_, item), dets in _keyframes(positioned, image, run, every, count, near, min_iou, moved):
         yield item, dets
 
 
@@ -194,12 +199,12 @@ def _read_ahead(entries: Iterable[tuple[int, T]], image_of, detect_many, every: 
 
 
 def _keyframes(it_items: Iterable, image_of, run, every: int, count: KeyframeCount, near: NearDetector | None,
-               min_iou: float) -> Iterator:
+               min_iou: float, moved) -> Iterator:
     it = iter(it_items)
     first = next(it, None)
     if first is None:
         return
-    prev = run(first)
+    prev, prev_item = run(first), first
     yield first, prev[0]
     held: list[T] = []
     for item in it:
@@ -207,30 +212,44 @@ def _keyframes(it_items: Iterable, image_of, run, every: int, count: KeyframeCou
             held.append(item)
             continue
         key = run(item)
-        yield from _between(held, prev, key, image_of, run, near, count, min_iou)
+        yield from _between(held, (prev_item, *prev), (item, *key), image_of, run, near, count, min_iou, moved)
         yield item, key[0]
-        held, prev = [], key
+        held, prev, prev_item = [], key, item
     if held:  # the video ended between two keyframes: its last frame is one
         key = run(held[-1])
-        yield from _between(held[:-1], prev, key, image_of, run, near, count, min_iou)
+        yield from _between(held[:-1], (prev_item, *prev), (held[-1], *key), image_of, run, near, count, min_iou,
+                            moved)
         yield held[-1], key[0]
 
 
-def _between(held: list[T], side_a: tuple[Detections, Detections], side_b: tuple[Detections, Detections], image_of,
-             run, near: NearDetector | None, count: KeyframeCount, min_iou: float) -> Iterator[tuple[T, Detections]]:
+def _moved(d: Detections, by: np.ndarray) -> Detections:
+    """A copy of ``d`` moved by ``by = (dx, dy)`` pixels (``d`` itself when it does not move)."""
+    if not len(d) or not np.any(by):
+        return d
+    return shifted(d[np.arange(len(d))], float(by[0]), float(by[1]))
+
+
+def _between(held: list[T], side_a: tuple, side_b: tuple, image_of, run, near: NearDetector | None,
+             count: KeyframeCount, min_iou: float, moved) -> Iterator[tuple[T, Detections]]:
+    """The ``held`` items between two keyframes ``side_a`` and ``side_b``, each ``(item, detections, candidates)``.
+    With a camera motion, boxes are compared and interpolated where the camera moved them: ``moved(src, dst)`` is
+    the image shift from item ``src`` to item ``dst`` (zero without one)."""
     if not held:
         return
-    (a, cand_a), (b, cand_b) = side_a, side_b
-    pairs = pairs_of(a, b, min_iou)
+    (key_a, a, cand_a), (key_b, b, cand_b) = side_a, side_b
+    ab = moved(key_a, key_b)
+    pairs = pairs_of(_moved(a, ab), b, min_iou)
     lone_a, lone_b = a[np.setdiff1d(np.arange(len(a)), pairs[:, 0])], b[np.setdiff1d(np.arange(len(b)), pairs[:, 1])]
     # A face found on one side that scored just under the threshold at the same place on the other is the same
     # face, flickering: it is covered between them as a pair is.
-    to_b, from_a = pairs_of(lone_a, cand_b, min_iou), pairs_of(cand_a, lone_b, min_iou)
-    lone = Detections.concat([lone_a, lone_b, cand_a, cand_b])
+    to_b, from_a = pairs_of(_moved(lone_a, ab), cand_b, min_iou), pairs_of(_moved(cand_a, ab), lone_b, min_iou)
     for k, item in enumerate(held, 1):
         t = k / (len(held) + 1)
-        both = Detections.concat([interpolate(a, b, pairs, t), interpolate(lone_a, cand_b, to_b, t),
-                        interpolate(cand_a, lone_b, from_a, t)])
+        da, db = moved(key_a, item), moved(key_b, item)
+        la, lb, ca, cb = _moved(lone_a, da), _moved(lone_b, db), _moved(cand_a, da), _moved(cand_b, db)
+        both = Detections.concat([interpolate(_moved(a, da), _moved(b, db), pairs, t), interpolate(la, cb, to_b, t),
+                                  interpolate(ca, lb, from_a, t)])
+        lone = Detections.concat([la, lb, ca, cb])
         if not len(lone):
             count.interpolated += 1
             yield item, both
