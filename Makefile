@@ -56,6 +56,7 @@ bench-gpu: install
 
 recall: install
 	$(BIN)/python bench/detector_recall.py
+	$(BIN)/python bench/tile_recall.py
 
 sample: install
 	$(BIN)/python scripts/make_sample_video.py sample_videos/astronaut_pan.mp4

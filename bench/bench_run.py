@@ -6,6 +6,8 @@ Prints, for shared/data/videos/street_faces_1080p.mp4 (or the bundled sample whe
     (deid over deface, deid over the encoder alone);
   * the x264 preset trade-off (speed against file size) behind the default `veryfast`;
   * the same at 4K: the street clip's first 50 frames scaled to 3840x2160 (built in a temporary folder);
+  * for each deid run, the share of its stages' time in decode, detect (the whole frame), tiles, anonymize and
+    encode (from the report's ``stage_seconds``; the stages run in threads and overlap);
   * peak memory of a short clip and of the same clip looped 8 times (streaming: it must not grow).
 """
 
@@ -70,6 +72,13 @@ def ffmpeg_reencode(src: Path, dst: Path, preset: str = "veryfast", crf: int = 1
             "-c:v", "libx264", "-preset", preset, "-crf", str(crf), "-c:a", "copy", str(dst)]
 
 
+def stage_shares(seconds: dict[str, float]) -> str:
+    """A report's ``stage_seconds`` as shares (the stages overlap in threads: shares of their sum)."""
+    total = sum(seconds.values()) or 1.0
+    order = ("decode", "detect", "tiles", "anonymize", "encode")
+    return ", ".join(f"{k} {seconds.get(k, 0.0) / total:.0%}" for k in order if k in seconds)
+
+
 def four_k(tmp: Path, runs: int, skip_deface: bool) -> None:
     """The 4K row: the street clip's first 50 frames scaled to 3840x2160 (x264 crf 16, audio kept; built here, never
     committed), through deid, deface and ffmpeg alone, with the ratios."""
@@ -79,9 +88,12 @@ def four_k(tmp: Path, runs: int, skip_deface: bool) -> None:
                     "-c:a", "copy", str(clip)], check=True)
     n = frames_of(clip)
     ff_s, _ = median_of(runs, ffmpeg_reencode(clip, tmp / "ffmpeg_4k.mp4"))
-    d_s, d_mem = median_of(runs, deid(clip, tmp / "deid_4k.mp4"))
+    d_s, d_mem = median_of(runs, deid(clip, tmp / "deid_4k.mp4", "--report", str(tmp / "report_4k.json")))
+    f = json.loads((tmp / "report_4k.json").read_text())["files"][0]
     print(f"4K: the street clip scaled to 3840x2160 ({n} frames), median of {runs} run(s) each")
-    print(f"  deid run                          {n / d_s:6.2f} frames/s  {d_s:6.1f} s  peak {d_mem} MiB")
+    print(f"  deid run                          {n / d_s:6.2f} frames/s  {d_s:6.1f} s  peak {d_mem} MiB  "
+          f"(tiles ran on {f['tiles']['frames_tiled']} frames, searched {f['tiles']['frames_searched']})")
+    print(f"  time in each stage                {stage_shares(f['stage_seconds'])}")
     if not skip_deface:
         t_s, t_mem = median_of(runs, deface(clip, tmp / "deface_4k.mp4"))
         print(f"  deface 1.5.0                      {n / t_s:6.2f} frames/s  {t_s:6.1f} s  peak {t_mem} MiB")
@@ -113,6 +125,7 @@ def main() -> None:
     print(f"  deid run                          {n / d_s:6.2f} frames/s  {d_s:6.1f} s  peak {d_mem} MiB  "
           f"({f['faces_total']} faces; {f['frames_detected']} frames detected whole, "
           f"{f['frames_searched'] + f['frames_interpolated']} between them)")
+    print(f"  time in each stage                {stage_shares(f['stage_seconds'])}")
     if not args.skip_deface:
         t_s, t_mem = median_of(args.runs, deface(src, tmp / "deface.mp4"))
         print(f"  deface 1.5.0                      {n / t_s:6.2f} frames/s  {t_s:6.1f} s  peak {t_mem} MiB")

@@ -161,6 +161,6 @@ def test_the_schedule_covers_what_tiles_on_every_frame_find(material):
     from tile_recall import measure
 
     r = measure(material, 24, DeidConfig())
-    assert r.faces > 30 and r.frames_tiled < r.frames / 3
+    assert r.faces > 30 and r.frames_tiled < r.frames / 2  # 4 of 24 at 25-30 fps, 5 of 14 at 10 fps
     assert len(r.uncovered) <= 0.01 * r.faces + 1, r.uncovered
     assert all(score < 0.4 for _, score, _ in r.uncovered), r.uncovered

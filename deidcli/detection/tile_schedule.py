@@ -24,7 +24,7 @@ from deidcli.detections import Detections
 
 TILE_EVERY_S = 0.4  # the default: tiles every 0.4 s (every 10th frame at 25 fps, 12th at 30), searches between
 TILE_SEARCH_MIN = 96  # a search crop is at least this many pixels a side at the tiles' scale: room to walk
-WHOLE_SEEN = 20  # a face this many pixels high at the whole-frame pass's scale is that pass's to find between
+WHOLE_SEEN = 16  # a face this many pixels high at the whole-frame pass's scale is that pass's to find between
 
 
 class TileLayer:

@@ -237,7 +237,7 @@ def _region(crop: torch.Tensor, style: RegionStyle, frame_index: int, i: int, ti
     )
     h, w = crop.shape[-2:]
     m = region_mask(h, w, "box" if method.exact_crop else style.mask_shape, crop.device, full, polygon)
-    blended = (m * anon + (1 - m) * crop).mul(peak).round_().clamp_(0, peak)
+    blended = torch.lerp(crop, anon, m.expand_as(crop)).mul_(peak).round_().clamp_(0, peak)
     written = blended[0].permute(1, 2, 0).cpu().numpy()
     if not bool(met.all()):
         return written, why or f"{method.name} did not reach its goal"
