@@ -112,7 +112,8 @@ def main() -> None:
     ap.add_argument("--only", choices=sorted(MATERIALS))
     args = ap.parse_args()
     cfg = DeidConfig(tile_every=args.tile_every)
-    print(f"tiles every {cfg.tile_every} frames against every tile on every frame ({args.frames} frames each)")
+    every = f"{cfg.tile_every} frames" if cfg.tile_every else "0.4 s"
+    print(f"tiles every {every} against every tile on every frame ({args.frames} frames each)")
     for name in [args.only] if args.only else MATERIALS:
         t = time.perf_counter()
         r = measure(name, args.frames, cfg)

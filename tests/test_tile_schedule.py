@@ -164,3 +164,28 @@ def test_the_schedule_covers_what_tiles_on_every_frame_find(material):
     assert r.faces > 30 and r.frames_tiled < r.frames / 2  # 4 of 24 at 25-30 fps, 5 of 14 at 10 fps
     assert len(r.uncovered) <= 0.01 * r.faces + 1, r.uncovered
     assert all(score < 0.4 for _, score, _ in r.uncovered), r.uncovered
+
+
+def test_a_video_of_small_faces_runs_its_tiles_on_keyframes_and_covers_every_frame():
+    """Five 4K frames with three 31 px heads (one across a tile border): tiles run on the first and last frame
+    only, the frames between get the heads both found, interpolated, every head is covered in every frame, and the
+    report says so."""
+    from test_tiling import _drone_frame
+
+    from deidcli.anonymizer import FrameAnonymizer
+    from deidcli.evaluation.tile_recall import covered_share
+    from deidcli.pipeline import FileResult, tracked_regions
+    from deidcli.video.reader import Frame
+
+    frame, truth = _drone_frame()
+    cfg = DeidConfig(tile_every=4)
+    result = FileResult("drone", "out", "video")
+    frames = [Frame(i, i, frame) for i in range(5)]
+    out = list(tracked_regions(frames, FrameAnonymizer.from_config(cfg), cfg, 25, result))
+    assert [f.index for f, _ in out] == list(range(5))
+    assert result.tiles is not None and result.tiles.detected == 2 and result.tiles.interpolated == 3
+    for _, regions in out:
+        assert all(covered_share(box, regions.xyxy, cfg.mask_scale) >= 0.9 for box in truth)
+    assert {"tiles", "detect"} <= set(result.stages.seconds)
+    report = result.as_dict()
+    assert report["tiles"] == {"frames_tiled": 2, "frames_interpolated": 3, "frames_searched": 0}

@@ -7,8 +7,8 @@ keyframes (:func:`deidcli.detection.keyframes.keyframe_detections`): every tile 
 frame and on the last; between two such frames the faces the tiles found on both sides are interpolated, and those
 only one side found, or found just under the threshold, are searched for in crops around them at the tiles' own
 scale (:meth:`TileLayer.near`); where the crops would cover most of a frame, its tiles run (a whole 4K frame in
-one pass would hold 2.6 GB in onnxruntime; a tile 0.3). A face large enough for the whole-frame pass (20 px there,
-80 px in a 4K frame) is left to that pass between tiled frames. The whole-frame layer keeps its own schedule (every ``detect_every``-th frame); a frame's faces are both
+one pass would hold 2.6 GB in onnxruntime; a tile 0.3). A face large enough for the whole-frame pass (16 px there,
+64 px in a 4K frame) is left to that pass between tiled frames. The whole-frame layer keeps its own schedule (every ``detect_every``-th frame); a frame's faces are both
 layers' merged. A small face is missed only when it comes and goes between two tiled frames without scoring half
 the threshold on either, which the recall test (tests/test_tile_schedule.py) counts against tiles on every frame.
 """
