@@ -783,7 +783,7 @@ def fit_pca(
     typer.echo(f"{output}: {basis.rank} eigenfaces from {basis.source}" + (f"; {missed} photos without a face" if missed else ""))
 
 
-train_app = typer.Typer(help="Train the generative methods' models (needs the generative extra: pip install 'deid[generative]').")
+train_app = typer.Typer(help="Train the generative methods' models (needs the generative extra: pip install 'deidcli\\[generative]').")
 app.add_typer(train_app, name="train")
 
 

@@ -22,7 +22,7 @@ from deidcli.errors import ModelUnavailableError
 Z_DIM = 100
 SIZE = 64
 PACKAGE = "gan-face-generate==1.1.1"
-INSTALL_HINT = f"pip install 'deid[generative]' (installs {PACKAGE}; DigiFace-1M data: non-commercial use only)"
+INSTALL_HINT = f"pip install 'deidcli[generative]' (installs {PACKAGE}; DigiFace-1M data: non-commercial use only)"
 DATA_LICENCE = "DigiFace-1M (Microsoft): non-commercial research use; gan-face-generate code: MIT"
 
 # Where the DCGAN puts a face, measured with CenterFace on 200 samples (found on 192): the box is 55.5 of the 64 pixels
