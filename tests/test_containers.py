@@ -134,6 +134,11 @@ def test_truncation_by_index_by_stream_duration_and_by_file_duration():
                        "stated_s": 2.008})
     assert "lasts 1.961 s of the 2.008 s" in truncation(mkv, ReadStats(50, {0: _tally(50, 0, 2.0),
                                                                              1: _tally(98, 0, 1.961, 0.02)}))
+    # a cut before a keyframe: the audio one AAC frame (21.3 ms) short of its stated span is whole; two are not
+    one_short = ReadStats(50, {0: _tally(50, 0, 2.0), 1: _tally(93, 0, 2.008 - 0.0213, 0.0213)})
+    assert truncation(mkv, one_short) is None
+    two_short = ReadStats(50, {0: _tally(50, 0, 2.0), 1: _tally(92, 0, 2.008 - 0.0427, 0.0213)})
+    assert "lasts 1.965 s of the 2.008 s" in truncation(mkv, two_short)
     primed = ReadStats(25, {0: _tally(25, 0, 2.0), 1: _tally(101, -0.021, 1.987, 0.02)})  # audio priming
     assert truncation(VideoInfo(**{**mkv.__dict__, "streams": (MAIN, StreamInfo(
         1, "audio", "aac", "audio", stated_span=2.008))}), primed) is None

@@ -22,6 +22,7 @@ PCM_PREFIX = "pcm_"
 # MP4 track durations count decode time, while packets end at their presentation times: B-frame reordering and
 # edit lists move the last presentation by a few frames either way.
 _PTS_SLACK = {QUICKTIME: 0.15}
+_ROUNDING = 0.002  # Matroska stores times in milliseconds: a 21.3 ms frame may read 22 ms short
 
 
 @dataclass
@@ -65,7 +66,8 @@ def truncation(info: VideoInfo, stats: ReadStats) -> str | None:
     * MP4/MOV index every packet: a stream that delivered fewer (uncompressed audio aside, indexed in samples) lost
       its end.
     * Where the header states a stream's duration (MP4/MOV track durations, Matroska's per-track DURATION tags),
-      its packets must span it, within half its longest packet; where it states only the file's duration, the
+      its packets must span it, within its longest packet (a cut before a keyframe, or a muxer's rounding, leaves a
+      whole file one frame of a stream short of what its header states: one AAC frame, 21 ms); where it states only the file's duration, the
       streams together must reach that, within one and a half frames. A file that states nothing (MPEG-TS, raw
       streams) cannot be told from a shorter whole one.
     """
@@ -81,7 +83,7 @@ def truncation(info: VideoInfo, stats: ReadStats) -> str | None:
             # Muxers count a stream's duration from zero, or from its first packet when that starts before zero
             # (audio priming): measured the same way, a whole stream reaches it.
             span = t.end - min(0.0, t.first) if t.end is not None and t.first is not None else 0.0
-            if span < s.stated_span - max(0.005, 0.5 * t.longest) - _PTS_SLACK.get(info.container_format, 0):
+            if span < s.stated_span - max(0.005, t.longest + _ROUNDING) - _PTS_SLACK.get(info.container_format, 0):
                 return f"{s.type} stream {s.index} lasts {span:.3f} s of the {s.stated_span:.3f} s its header states"
     if info.container_format not in STATED_DURATION:
         return None
