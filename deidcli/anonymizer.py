@@ -15,7 +15,7 @@ from deidcli.detection.coco_torchvision import COCO_MODELS, CocoNet, Torchvision
 from deidcli.detection.ensemble import EnsembleDetector
 from deidcli.detection.keyframes import search_around
 from deidcli.detection.tile_schedule import TileLayer
-from deidcli.detection.tiling import TiledDetector, merge, parse_tile
+from deidcli.detection.tiling import TiledDetector, merge, parse_tile, tile_grid
 from deidcli.detection.yolo import VEHICLES, YoloDetector
 from deidcli.detections import Detections
 from deidcli.errors import ConfigError, ModelUnavailableError
@@ -57,6 +57,15 @@ def _target_detector(cfg: DeidConfig, target: str, threshold: float | None, devi
         raise ModelUnavailableError("the plate target needs --plate-model (safelicensing, platedet or a YOLO path)")
     dets = [YoloDetector(m, "--plate-model", threshold or 0.25, cfg.max_side, device) for m in models]
     return dets[0] if len(dets) == 1 else EnsembleDetector(dets)
+
+
+def tiled(det: FaceDetector, target: str, cfg: DeidConfig) -> TiledDetector:
+    """``det`` with tiles as configured: faces on the even grid (deidcli/detection/tiling.py), the YOLO and COCO
+    targets on the sliding grid with a quarter's overlap their recall was measured on (the fisheye clip's 10 plates
+    need it: the even grid found 9)."""
+    if target == "face":
+        return TiledDetector(det, cfg.tile, cfg.max_side, cfg.tile_scale)
+    return TiledDetector(det, cfg.tile, cfg.max_side, 1.0, overlap=0.25, grid=tile_grid)
 
 
 def _mask_scale(cfg: DeidConfig, target: str) -> float:
@@ -108,7 +117,7 @@ class FrameAnonymizer:
                 missing.append(str(exc))
                 continue
             if cfg.tile != "off":
-                det = TiledDetector(det, cfg.tile, cfg.max_side, cfg.tile_scale if t == "face" else 1.0)
+                det = tiled(det, t, cfg)
             detectors[t] = det
         if missing:
             raise ModelUnavailableError("\n".join(missing))

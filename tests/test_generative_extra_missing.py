@@ -20,18 +20,18 @@ def no_extra(monkeypatch):
 def test_generative_methods_name_the_extra(no_extra, name):
     from deidcli.methods import get_method
 
-    with pytest.raises(ModelUnavailableError, match=r"deid\[generative\]"):
+    with pytest.raises(ModelUnavailableError, match=r"deidcli\[generative\]"):
         get_method(name)
 
 
 def test_training_names_the_extra(no_extra):
     from deidcli.generative.training import train
 
-    with pytest.raises(ModelUnavailableError, match=r"deid\[generative\]"):
+    with pytest.raises(ModelUnavailableError, match=r"deidcli\[generative\]"):
         train("autoencoder", steps=1)
 
 
 def test_evaluate_all_skips_them_with_the_reason(no_extra):
     from deidcli.methods.registry import unavailable
 
-    assert "deid[generative]" in unavailable("replace") and unavailable("frost") is None
+    assert "deidcli[generative]" in unavailable("replace") and unavailable("frost") is None

@@ -201,13 +201,13 @@ def test_faces_and_bodies_in_one_pass(tmp_path, sample, person_model):
 
 
 def _default_plate_detector():
+    from deidcli.anonymizer import tiled
     from deidcli.detection.ensemble import EnsembleDetector
-    from deidcli.detection.tiling import TiledDetector
     from deidcli.detection.yolo import YoloDetector
 
     cfg = DeidConfig()
     dets = [YoloDetector(m, "--plate-model", 0.25, cfg.max_side) for m in cfg.plate_model.split(",")]
-    return TiledDetector(EnsembleDetector(dets), cfg.tile, cfg.max_side)
+    return tiled(EnsembleDetector(dets), "plate", cfg)
 
 
 # The readable plates of frames 0, 8, 16, 22, 23 of fisheye_plates_2560x1920.mp4, boxed by platedet and each checked

@@ -109,19 +109,11 @@ def pixelate(x: torch.Tensor, block: int) -> torch.Tensor:
     return F.interpolate(small, size=(h, w), mode="nearest")
 
 
-def gaussian_noise(x: torch.Tensor, std: float, generator: torch.Generator | None = None, cell: int = 1
-                   ) -> torch.Tensor:
-    """Additive Gaussian noise ``clip(x + n)``, ``n ~ N(0, std^2)`` per ``cell x cell`` pixels and channel (white
-    noise for ``cell = 1``; a grain that scales with a large face, for a fraction of the draws)."""
+def gaussian_noise(x: torch.Tensor, std: float, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Additive white Gaussian noise ``clip(x + n)``, ``n ~ N(0, std^2)`` per pixel and channel."""
     if std <= 0:
         return x.clone()
-    if cell <= 1:
-        n = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
-    else:
-        h, w = x.shape[-2:]
-        coarse = (*x.shape[:-2], -(-h // cell), -(-w // cell))
-        n = torch.randn(coarse, generator=generator, device=x.device, dtype=x.dtype)
-        n = n.repeat_interleave(cell, dim=-2)[..., :h, :].repeat_interleave(cell, dim=-1)[..., :w]
+    n = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
     return (x + std * n).clamp(0, 1)
 
 

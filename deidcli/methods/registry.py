@@ -111,10 +111,8 @@ FROST_GRAIN = 0.08
 
 
 def _frost(x, s, scale, g, color, *_):
-    # Grain after the blur: a deconvolution has nothing clean to invert, and no structure of the face survives. Its
-    # grain is a pixel at a 112-223 px face and grows with the face (2 px from 224 px): a 4K face draws a quarter.
-    return naive.gaussian_noise(naive.fast_gaussian_blur(x, s * scale), FROST_GRAIN, generator=g,
-                                cell=max(1, int(scale)))
+    # Grain after the blur: a deconvolution has nothing clean to invert, and no structure of the face survives.
+    return naive.gaussian_noise(naive.fast_gaussian_blur(x, s * scale), FROST_GRAIN, generator=g)
 
 
 def _pixelate(x, s, scale, g, color, *_):
