@@ -22,7 +22,7 @@ import numpy as np
 
 from deidcli.config import DeidConfig
 from deidcli.detection import build_detector
-from deidcli.evaluation.tile_recall import TileRecall, reference_faces, tile_recall
+from deidcli.evaluation.tile_recall import TileRecall, tile_recall
 from deidcli.video.reader import Frame, to_rgb
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
@@ -101,8 +101,7 @@ MATERIALS = {
 
 def measure(name: str, frames: int, cfg: DeidConfig) -> TileRecall:
     clip, rate = MATERIALS[name](frames)
-    reference = reference_faces([f.image for f in clip], cfg)
-    return tile_recall(clip, cfg, rate, reference)
+    return tile_recall(clip, cfg, rate)
 
 
 def main() -> None:

@@ -45,8 +45,3 @@ class StageClock:
                 return
             self.add(stage, time.perf_counter() - t)
             yield item
-
-    def shares(self) -> dict[str, float]:
-        """Each stage's share of the seconds of all stages."""
-        total = sum(self.seconds.values()) or 1.0
-        return {k: round(v / total, 3) for k, v in self.seconds.items()}

@@ -8,8 +8,8 @@ frame and on the last; between two such frames the faces the tiles found on both
 only one side found, or found just under the threshold, are searched for in crops around them at the tiles' own
 scale (:meth:`TileLayer.near`); where the crops would cover most of a frame, its tiles run (a whole 4K frame in
 one pass would hold 2.6 GB in onnxruntime; a tile 0.3). A face large enough for the whole-frame pass (16 px there,
-64 px in a 4K frame) is left to that pass between tiled frames. The whole-frame layer keeps its own schedule (every ``detect_every``-th frame); a frame's faces are both
-layers' merged. A small face is missed only when it comes and goes between two tiled frames without scoring half
+64 px in a 4K frame) is left to that pass between tiled frames. The whole-frame layer keeps its own schedule (every
+``detect_every``-th frame); a frame's faces are both layers' merged. A small face is missed only when it comes and goes between two tiled frames without scoring half
 the threshold on either, which the recall test (tests/test_tile_schedule.py) counts against tiles on every frame.
 """
 
@@ -17,9 +17,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from deidcli.config import DeidConfig
 from deidcli.detection.keyframes import search_around, search_crops
 from deidcli.detection.tiling import TiledDetector, merge
-from deidcli.config import DeidConfig
 from deidcli.detections import Detections
 
 TILE_EVERY_S = 0.4  # the default: tiles every 0.4 s (every 10th frame at 25 fps, 12th at 30), searches between
@@ -59,7 +59,6 @@ class TileLayer:
         """A frame's regions: the whole-frame layer's (every target) with the tiles' faces merged into its faces."""
         faces = whole.class_id == self.class_id
         return Detections.concat([merge([whole[faces], tiled], self.tiled.iou), whole[~faces]])
-
 
 
 def tile_every(cfg: DeidConfig, frame_rate: float | None) -> int:

@@ -4,9 +4,9 @@ A face 15 px high in a 3840 px frame vanishes when the frame is shrunk to the de
 is also cut into overlapping tiles, each run at its own pixels (or enlarged by ``tile_scale``); the whole-frame
 pass still finds faces larger than a tile; all boxes are merged with non-maximum suppression.
 
-The tiles are the fewest of at most ``max_side`` a side that overlap by a tenth of it (:func:`even_tiles`: 15 tiles
-of 864 x 800 px, 10.4 megapixels, for a 4K frame): a face up to 96 px lies whole in one of them, and a larger one is
-the whole-frame pass's (it is 24 px there). The sliding grid with a quarter's overlap (:func:`tile_grid`) cut 15
+The tiles are the fewest of at most ``max_side`` a side that overlap by 15% of it (:func:`even_tiles`: 15 tiles of
+896 x 832 px, 11.2 megapixels, for a 4K frame): a face up to 144 px lies whole in one of them, and a larger one is
+the whole-frame pass's (it is 36 px there). The sliding grid with a quarter's overlap (:func:`tile_grid`) cut 15
 tiles of 960 x 960 px, 13.8 megapixels, for the same faces. In a video the tiles run on every ``tile_every``-th
 frame only (deidcli/detection/tile_schedule.py).
 """
@@ -14,10 +14,9 @@ frame only (deidcli/detection/tile_schedule.py).
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import numpy as np
-
-from collections.abc import Callable
 
 from deidcli.detection.base import FaceDetector
 from deidcli.detections import Detections, box_iou, nms

@@ -44,10 +44,11 @@ def covered_share(box: np.ndarray, regions: np.ndarray, scale: float) -> float:
     return float(inside.mean())
 
 
-def reference_faces(images: Sequence[np.ndarray], cfg: DeidConfig) -> list[Detections]:
-    """The faces the whole frame and every tile of the sliding grid (a quarter's overlap) find, on each image."""
-    face = FrameAnonymizer.from_config(cfg).detectors["face"]
-    base = face.base if isinstance(face, TiledDetector) else face  # the configured detector and threshold
+def reference_faces(images: Sequence[np.ndarray], cfg: DeidConfig, anonymizer: FrameAnonymizer) -> list[Detections]:
+    """The faces the whole frame and every tile of the sliding grid (a quarter's overlap) find, on each image, with
+    ``anonymizer``'s face detector and threshold."""
+    face = anonymizer.detectors["face"]
+    base = face.base if isinstance(face, TiledDetector) else face
     tiled = TiledDetector(base, "auto" if cfg.tile == "off" else cfg.tile, cfg.max_side, cfg.tile_scale,
                           overlap=0.25, grid=tile_grid)
     out = []
@@ -57,14 +58,13 @@ def reference_faces(images: Sequence[np.ndarray], cfg: DeidConfig) -> list[Detec
     return out
 
 
-def tile_recall(frames: Sequence[Frame], cfg: DeidConfig, frame_rate: float,
-                reference: list[Detections] | None = None) -> TileRecall:
-    """Every reference face (:func:`reference_faces`, or ``reference`` when given) checked against the regions
-    ``deid run`` anonymizes under ``cfg`` (face target)."""
+def tile_recall(frames: Sequence[Frame], cfg: DeidConfig, frame_rate: float) -> TileRecall:
+    """Every reference face (:func:`reference_faces`) checked against the regions ``deid run`` anonymizes under
+    ``cfg`` (face target)."""
     from deidcli.pipeline import FileResult, tracked_regions
 
-    reference = reference if reference is not None else reference_faces([f.image for f in frames], cfg)
     anonymizer = FrameAnonymizer.from_config(cfg)
+    reference = reference_faces([f.image for f in frames], cfg, anonymizer)
     result = FileResult("frames", "regions", "video")
     regions = list(tracked_regions(frames, anonymizer, cfg, frame_rate, result))
     recall = TileRecall(len(frames), sum(len(r) for r in reference),
