@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.deid-installed
 
-.PHONY: install demo test test-quick bench bench-gpu recall evaluate defaults models sample basis corpus clean
+.PHONY: install demo test test-quick bench bench-gpu recall evaluate defaults models plate-model sample basis corpus clean
 
 # Reinstalls only when the dependencies change; a second `make` costs nothing.
 $(STAMP): pyproject.toml Makefile
@@ -49,6 +49,11 @@ models: install
 	$(BIN)/deid train autoencoder-ap --overwrite --quiet
 	$(BIN)/deid train gan --overwrite --quiet
 
+# The shipped plate network (deidcli/detection/data/plate_yolov8n.pt) from the pinned safelicensing wheel, without
+# Ultralytics; tests/test_plates.py checks a rebuild gives the same tensors.
+plate-model: install
+	$(BIN)/python scripts/convert_plate_model.py
+
 # On a GPU machine: frames/s at 1080p and 4K, faces only and all targets, beside the encoder alone, with GPU memory.
 # Where the machine has no registry, `python bench/gpu_carry.py` here packs what it needs (see that file).
 bench-gpu: install
@@ -57,6 +62,7 @@ bench-gpu: install
 recall: install
 	$(BIN)/python bench/detector_recall.py
 	$(BIN)/python bench/tile_recall.py
+	$(BIN)/python bench/plate_recall.py
 
 sample: install
 	$(BIN)/python scripts/make_sample_video.py sample_videos/astronaut_pan.mp4

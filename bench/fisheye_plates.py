@@ -17,6 +17,7 @@ import numpy as np
 from deidcli.config import DeidConfig
 from deidcli.detection.ensemble import EnsembleDetector
 from deidcli.detection.tiling import TiledDetector, tile_grid
+from deidcli.detection.plates import PLATE_MODELS, PlateDetector
 from deidcli.detection.yolo import YoloDetector
 from deidcli.video import VideoReader
 
@@ -63,7 +64,8 @@ def main() -> None:
     images = frames(args.video)
     args.output.mkdir(parents=True, exist_ok=True)
     for model in args.model or [DeidConfig().plate_model]:
-        yolos = [YoloDetector(m, "--plate-model", 0.25, args.imgsz) for m in model.split(",")]
+        yolos = [PlateDetector(m, 0.25, args.imgsz) if m in PLATE_MODELS else
+                 YoloDetector(m, "--plate-model", 0.25, args.imgsz) for m in model.split(",")]
         det = TiledDetector(yolos[0] if len(yolos) == 1 else EnsembleDetector(yolos), "auto", args.imgsz,
                             overlap=0.25, grid=tile_grid)  # as deid tiles plates (anonymizer.tiled)
         boxes, start = {}, time.perf_counter()

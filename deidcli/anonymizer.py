@@ -16,6 +16,7 @@ from deidcli.detection.ensemble import EnsembleDetector
 from deidcli.detection.keyframes import search_around
 from deidcli.detection.tile_schedule import TileLayer
 from deidcli.detection.tiling import TiledDetector, merge, parse_tile, tile_grid
+from deidcli.detection.plates import PLATE_MODELS, PlateDetector
 from deidcli.detection.yolo import VEHICLES, YoloDetector
 from deidcli.detections import Detections
 from deidcli.errors import ConfigError, ModelUnavailableError
@@ -40,7 +41,8 @@ def eight_bit(image: np.ndarray) -> np.ndarray:
 
 def _target_detector(cfg: DeidConfig, target: str, threshold: float | None, device: str,
                      coco: dict[str, CocoNet]) -> FaceDetector:
-    """The detector of one target, as configured (YOLO ones need the yolo extra); ``coco`` holds the torchvision
+    """The detector of one target, as configured (YOLO paths need the yolo extra; the named plate models do not);
+    ``coco`` holds the torchvision
     networks loaded so far, shared by the targets that name the same one."""
     if target == "face":
         return build_detector(cfg.detector, threshold, device)
@@ -55,7 +57,8 @@ def _target_detector(cfg: DeidConfig, target: str, threshold: float | None, devi
     models = [m.strip() for m in str(cfg.plate_model or "").split(",") if m.strip()]
     if not models:
         raise ModelUnavailableError("the plate target needs --plate-model (safelicensing, platedet or a YOLO path)")
-    dets = [YoloDetector(m, "--plate-model", threshold or 0.25, cfg.max_side, device) for m in models]
+    dets = [PlateDetector(m, threshold or 0.25, cfg.max_side, device) if m in PLATE_MODELS
+            else YoloDetector(m, "--plate-model", threshold or 0.25, cfg.max_side, device) for m in models]
     return dets[0] if len(dets) == 1 else EnsembleDetector(dets)
 
 

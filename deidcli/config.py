@@ -27,7 +27,7 @@ class DeidConfig:
     body_model: str = "frcnn-mobilenet"
     vehicle_model: str = "frcnn-mobilenet"
     # named models (detection.yolo.NAMED_MODELS) or YOLO .pt/.onnx paths; a comma list runs each and merges the boxes
-    plate_model: str = "safelicensing,platedet"
+    plate_model: str = "safelicensing"
     scale: str = "auto"  # inference scale: "auto" (longest side capped at max_side) or a factor such as "0.5"
     max_side: int = 960
     tile: str = "auto"  # sliced inference: "auto" (frames over 2 x max_side), "off" or "WxH"

