@@ -183,8 +183,10 @@ def problems(src: Path, dst: Path, converted: dict[str, str] | None = None, stri
                     if x.tags.get(tag) not in (None, "und") and x.tags.get(tag) != y.tags.get(tag):
                         found.append(f"{kind} {k}: {tag} {x.tags.get(tag)!r} became {y.tags.get(tag)!r}")
             for flag in ("default", "forced"):
-                if flag == "default" and flag in y.flags and quicktime:
-                    continue  # MP4/MOV enable the first track of each kind when none is default: read back as default
+                if flag == "default" and flag in y.flags and quicktime and kind != "subtitle":
+                    # MP4/MOV enable the first audio and video track when none is default (a disabled one is not
+                    # played): read back as default. Subtitles keep theirs (deid clears the flag after ffmpeg).
+                    continue
                 if (flag in x.flags) != (flag in y.flags):
                     found.append(f"{kind} {k}: the {flag} flag was {'lost' if flag in x.flags else 'added'}")
             if kind == "data" and x.handler and y.handler != x.handler and not strip:

@@ -170,3 +170,32 @@ def test_telemetry_track_formats_are_read_and_renamed(tmp_path):
     assert rename_sample_formats(clip, {3: "djmd", 4: "dbgi"}) == 2
     assert [t.fourcc for t in read_tracks(clip)[2:]] == ["djmd", "dbgi"]
     assert read_tracks(tmp_path / "missing.mp4") == []
+
+
+def _defaults(path: Path) -> list[tuple[str, bool]]:
+    import av
+
+    with av.open(str(path)) as c:
+        return [(s.type, bool(s.disposition & av.stream.Disposition.default)) for s in c.streams
+                if s.type in ("audio", "subtitle")]
+
+
+@pytest.mark.parametrize("sub_default", [False, True])
+def test_mp4_keeps_the_sources_default_flags(tmp_path, sub_default):
+    """The MP4 muxer marks the first track of each kind default when none is: SubRip from Matroska, converted to
+    mov_text, must not become a subtitle shown unasked; of two audio tracks only the second stays default."""
+    from conftest import ffmpeg, run_deid
+
+    srt = tmp_path / "s.srt"
+    srt.write_text("1\n00:00:00,000 --> 00:00:00,500\nhello\n")
+    src = tmp_path / "src.mkv"
+    ffmpeg("-f", "lavfi", "-i", "testsrc=size=160x120:rate=25:duration=1", "-f", "lavfi", "-i", "sine=d=1",
+           "-f", "lavfi", "-i", "sine=d=1:f=880", "-i", str(srt), "-map", "0", "-map", "1", "-map", "2", "-map", "3",
+           "-c:v", "libx264", "-c:a", "aac", "-c:s", "srt", "-disposition:a:0", "0", "-disposition:a:1", "default",
+           "-disposition:s:0", "default" if sub_default else "0", str(src))
+    want = [("audio", False), ("audio", True), ("subtitle", sub_default)]
+    assert _defaults(src) == want
+    out = tmp_path / "out.mp4"
+    r = run_deid("run", src, "-o", out, "--quiet")
+    assert r.returncode == 0, r.stderr
+    assert _defaults(out) == want

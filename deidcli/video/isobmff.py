@@ -300,3 +300,25 @@ def _shift_chunks(moov: bytes, after: int, by: int) -> bytes:
                         raise ValueError("a chunk offset would overflow its 32 bits")
                     data[i:i + step] = struct.pack(fmt, value + by)
     return bytes(data)
+
+
+def disable_tracks(path: Path, track_ids: set[int]) -> int:
+    """Clear the "enabled" flag in the track header of each track in ``track_ids`` (ffmpeg reads it as the default
+    disposition), in place; returns how many were changed."""
+    with open(path, "r+b") as fh:
+        found = _find_moov(fh)
+        if found is None:
+            return 0
+        offset, data = found
+        changed = 0
+        for kind, s, e, _ in _boxes(data, _header(data), len(data)):
+            t = _track(data, s, e) if kind == b"trak" else None
+            if t is None or t.track_id not in track_ids:
+                continue
+            tkhd = _child(data, s, e, b"tkhd")
+            flags = data[tkhd[0] + 3]  # version (1 byte) and flags (3), "enabled" the lowest bit
+            if flags & 1:
+                fh.seek(offset + tkhd[0] + 3)
+                fh.write(bytes([flags & ~1]))
+                changed += 1
+        return changed

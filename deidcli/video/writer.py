@@ -331,6 +331,8 @@ class VideoWriter:
         renames = _graft_renames(self.output, self.plan.kept("encode", "copy", "convert", "graft"))
         if renames:
             isobmff.rename_sample_formats(self.output, renames)
+        if self.plan.muxer.name in QUICKTIME_MUXERS:
+            isobmff.disable_tracks(self.output, _subtitles_not_default(self.output, self.plan))
         if self._aperture:
             try:
                 isobmff.set_clean_aperture(self.output, self.info.width, self.info.height, self._video_track())
@@ -387,6 +389,22 @@ def _graft_renames(path: Path, out_streams: list[OutStream]) -> dict[int, str]:
     if len(written) != len(data):
         raise EncodeError(f"the output holds {len(written)} of its {len(data)} telemetry tracks")
     return {t.track_id: o.source.fourcc for t, o in zip(written, data) if o.action == "graft"}
+
+
+def _subtitles_not_default(path: Path, plan: OutputPlan) -> set[int]:
+    """Track ids of the output's subtitle tracks whose source stream was not marked default.
+
+    The MP4/MOV muxer enables the first track of each kind when none is default; for subtitles that means shown
+    unasked (audio and video keep it: a disabled one is not played at all). The k-th subtitle track of the file is
+    the k-th subtitle stream of the plan; chapter lists are text tracks too, and are skipped.
+    """
+    tracks = isobmff.read_tracks(path)
+    chapters = isobmff.chapter_track_ids(tracks)
+    written = [t for t in tracks if t.handler in ("sbtl", "text", "subt", "subp") and t.track_id not in chapters]
+    kept = [o for o in plan.kept("copy", "convert") if o.source.type == "subtitle"]
+    if len(written) != len(kept):
+        return set()
+    return {t.track_id for t, o in zip(written, kept) if "default" not in o.source.disposition}
 
 
 def _video_packets(path: Path) -> int:
