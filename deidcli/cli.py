@@ -207,6 +207,10 @@ def run(
     codec: Annotated[Optional[str], typer.Option(help="Video encoder (libx264, libx265, h264_nvenc...).")] = None,
     crf: Annotated[Optional[int], typer.Option(help="Encoder quality, lower is better (default 18, visually lossless).")] = None,
     preset: Annotated[Optional[str], typer.Option(help="x264/x265 preset (default veryfast).")] = None,
+    exact_size: Annotated[bool, typer.Option(
+        "--exact-size", help="Odd picture sizes (1919x1079) in H.264/HEVC as they are, in 4:4:4 chroma (browsers and "
+                             "QuickTime do not play it); by default padded to even sides in 4:2:0, the true size "
+                             "recorded as a clean aperture in MP4/MOV.")] = False,
     seed: Annotated[Optional[int], typer.Option(help="Seed for the noise methods.")] = None,
     strip_metadata: Annotated[
         bool, typer.Option("--strip-metadata", help="Drop global and stream metadata (GPS included) and data streams.")
@@ -258,7 +262,7 @@ def run(
         consented=str(consented) if consented else None, consent_distance=consent_distance, mask_shape=mask_shape, mask_scale=mask_scale, color=_parse_color(color),
         detector=detector, threshold=threshold, scale=scale, tile=tile, tile_scale=tile_scale, tile_every=tile_every, device=device,
         detect_every=detect_every, detect_batch=detect_batch, track=track, lookahead_s=lookahead,
-        hold_s=hold, codec=codec, crf=crf, preset=preset,
+        hold_s=hold, codec=codec, crf=crf, preset=preset, exact_size=exact_size or None,
         seed=seed, strip_metadata=strip_metadata or None, overwrite=overwrite or None, audit=audit or None,
         fail_on_leak=fail_on_leak,
         **_place_overrides(areas, geofence, telemetry, area_margin, camera_pitch, camera_yaw, hfov, ground_alt,

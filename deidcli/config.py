@@ -56,6 +56,7 @@ class DeidConfig:
     codec: str = "auto"  # the output container's own encoder: libx264, libvpx-vp9 for WebM
     crf: int = 18
     preset: str = "veryfast"
+    exact_size: bool = False  # odd sizes in H.264/HEVC: 4:4:4 at the exact size, not padded to even in 4:2:0
     strip_metadata: bool = False
     overwrite: bool = False
     # places (deidcli/areas/): areas drawn in pixels, zones on the map placed from the flight's telemetry

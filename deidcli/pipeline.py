@@ -417,7 +417,7 @@ def process_video(
     reader = VideoReader(job.src, deep=True, planes=True)
     info = reader.info
     result.width, result.height, result.duration_s = info.width, info.height, info.duration_s
-    settings = EncodeSettings(cfg.codec, cfg.crf, cfg.preset, cfg.strip_metadata)
+    settings = EncodeSettings(cfg.codec, cfg.crf, cfg.preset, cfg.strip_metadata, cfg.exact_size)
     plan = plan_output(info, job.dst, cfg.codec, cfg.strip_metadata, _subtitles_with_positions(info, cfg))
     result.notes += plan.notes
     result.streams = [{"index": o.source.index, "type": o.source.type, "codec": o.source.codec,

@@ -289,9 +289,11 @@ def sizes() -> list[Case]:
             "1919x1079 kept: VP9 in WebM", converted={"video": "vp9"}),
         Case("odd_h264_out", "size", "321x181 FFV1 in MKV, written to .mp4", lambda d: _encode(
             d, "odd.mkv", "-c:v", "ffv1", size="321x181", audio=("-an",)),
-            "321x181 kept: H.264 4:4:4 (4:2:0 needs even sides)", out="odd.mp4"),
+            "321x181 kept: H.264 4:2:0 padded to 322x182, the size a clean aperture", out="odd.mp4"),
         Case("odd_width", "size", "321x180 4:2:2 (odd width)", lambda d: _encode(
-            d, "oddw.mkv", "-c:v", "ffv1", "-pix_fmt", "yuv422p", size="321x180", audio=("-an",)), "321x180 kept"),
+            d, "oddw.mkv", "-c:v", "ffv1", "-pix_fmt", "yuv422p", size="321x180", audio=("-an",)),
+            "4:2:2 kept, padded to 322x180 (Matroska records no crop; --exact-size: 4:4:4 at 321x180)",
+            converted={"size": "padded to even"}),
         Case("tiny_16", "size", "16x16 (a thumbnail track)", lambda d: _encode(
             d, "tiny.mp4", "-c:v", "libx264", "-preset", "veryfast", size="16x16"), "16x16 kept (no face to find)"),
         Case("portrait", "size", "180x320 portrait", lambda d: _encode(

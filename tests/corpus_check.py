@@ -86,16 +86,22 @@ def _by_type(v: FileView, kind: str) -> list[StreamView]:
 
 def frames(path: Path, stream: int = 0) -> tuple[list[float], list[np.ndarray], dict]:
     """Timestamps (s), RGB pictures and first-frame properties of the ``stream``-th video stream (not cover art)."""
+    from deidcli.video.isobmff import clean_apertures
+
     with av.open(str(path), metadata_errors="ignore") as c:
         vs = [s for s in c.streams.video if not s.disposition & av.stream.Disposition.attached_pic][stream]
+        # a clean aperture at the top left: the picture padded to even sides for 4:2:0 chroma, shown at its size
+        left, top, width, height = clean_apertures(path).get(vs.id, (0, 0, None, None))
+        crop = (slice(None, height), slice(None, width)) if not (left or top) else (slice(None), slice(None))
         times, images, props = [], [], {}
         for f in c.decode(vs):
             if not props:
-                props = {"size": (f.width, f.height), "rotation": int(round(getattr(f, "rotation", 0) or 0))}
+                props = {"size": (width or f.width, height or f.height) if not (left or top) else (f.width, f.height),
+                         "rotation": int(round(getattr(f, "rotation", 0) or 0))}
                 for key in ("color_primaries", "color_trc", "colorspace", "color_range"):
                     props[key] = int(getattr(f, key, 0) or 0)
             times.append(float(f.pts * f.time_base) if f.pts is not None else float("nan"))
-            images.append(f.to_ndarray(format="rgb24"))
+            images.append(f.to_ndarray(format="rgb24")[crop])
         return times, images, props
 
 
@@ -177,8 +183,10 @@ def problems(src: Path, dst: Path, converted: dict[str, str] | None = None, stri
                     if x.tags.get(tag) not in (None, "und") and x.tags.get(tag) != y.tags.get(tag):
                         found.append(f"{kind} {k}: {tag} {x.tags.get(tag)!r} became {y.tags.get(tag)!r}")
             for flag in ("default", "forced"):
-                if flag == "default" and flag in y.flags and quicktime:
-                    continue  # MP4/MOV enable the first track of each kind when none is default: read back as default
+                if flag == "default" and flag in y.flags and quicktime and kind != "subtitle":
+                    # MP4/MOV enable the first audio and video track when none is default (a disabled one is not
+                    # played): read back as default. Subtitles keep theirs (deid clears the flag after ffmpeg).
+                    continue
                 if (flag in x.flags) != (flag in y.flags):
                     found.append(f"{kind} {k}: the {flag} flag was {'lost' if flag in x.flags else 'added'}")
             if kind == "data" and x.handler and y.handler != x.handler and not strip:
@@ -222,6 +230,10 @@ def problems(src: Path, dst: Path, converted: dict[str, str] | None = None, stri
             break
         ta, ia, pa = frames(src, k)
         tb, ib, pb = frames(dst, k)
+        if converted.get("size") == "padded to even":  # a container with no crop: the picture's first pixels
+            (w, h), (pw, ph) = pa["size"], pb["size"]
+            if (pw, ph) == (w + w % 2, h + h % 2):
+                ib, pb["size"] = [i[:h, :w] for i in ib], (w, h)
         if len(ta) != len(tb):
             found.append(f"video {k}: {len(ta)} frames in, {len(tb)} out")
         elif not np.allclose(ta, tb, atol=1.5e-3, equal_nan=True):

@@ -13,7 +13,7 @@ from deidcli.video.containers import output_suffix, plan_output
 from deidcli.video.completeness import ReadStats, StreamTally, truncation
 from deidcli.video.probe import StreamInfo
 from deidcli.video.reader import VideoInfo
-from deidcli.video.writer import encoder_pix_fmt, failure_cause
+from deidcli.video.writer import encoder_pix_fmt, failure_cause, padded_size
 
 MAIN = StreamInfo(0, "video", "h264", "main")
 
@@ -89,8 +89,8 @@ def test_containers_deid_does_not_write():
     ("yuv420p", (320, 180), "yuv420p"),
     ("yuv420p10le", (320, 180), "yuv420p10le"),
     ("yuv422p10le", (320, 180), "yuv422p10le"),
-    ("yuv420p", (321, 181), "yuv444p"),  # 4:2:0 needs even sides: 4:4:4, not cropped or padded
-    ("yuv422p", (321, 180), "yuv444p"),
+    ("yuv420p", (321, 181), "yuv420p"),  # odd sides are padded to even (padded_size), the chroma kept
+    ("yuv422p", (321, 180), "yuv422p"),
     ("yuv422p", (320, 181), "yuv422p"),  # 4:2:2 subsamples only across
     ("bgr0", (320, 180), "yuv444p"),
     ("gray16le", (320, 180), "gray10le"),
@@ -104,6 +104,16 @@ def test_x264_pixel_formats(source, size, expected):
 
 def test_vp9_takes_odd_sizes_as_they_are():
     assert encoder_pix_fmt("libvpx-vp9", "yuv420p", 1919, 1079) == ("yuv420p", "")
+    assert padded_size("libvpx-vp9", "yuv420p", 1919, 1079) == (1919, 1079)
+
+
+def test_odd_sizes_are_padded_for_h26x_or_kept_in_444_with_exact_size():
+    assert padded_size("libx264", "yuv420p", 1919, 1079) == (1920, 1080)
+    assert padded_size("libx265", "yuv422p", 321, 181) == (322, 181)  # 4:2:2 subsamples only across
+    assert padded_size("h264_nvenc", "yuv420p", 320, 181) == (320, 182)
+    assert padded_size("libx264", "yuv444p", 321, 181) == (321, 181)
+    fmt, note = encoder_pix_fmt("libx264", "yuv420p", 1919, 1079, exact_size=True)
+    assert fmt == "yuv444p" and "odd side" in note
 
 
 def test_the_cause_is_the_first_line_that_says_why():
@@ -160,3 +170,32 @@ def test_telemetry_track_formats_are_read_and_renamed(tmp_path):
     assert rename_sample_formats(clip, {3: "djmd", 4: "dbgi"}) == 2
     assert [t.fourcc for t in read_tracks(clip)[2:]] == ["djmd", "dbgi"]
     assert read_tracks(tmp_path / "missing.mp4") == []
+
+
+def _defaults(path: Path) -> list[tuple[str, bool]]:
+    import av
+
+    with av.open(str(path)) as c:
+        return [(s.type, bool(s.disposition & av.stream.Disposition.default)) for s in c.streams
+                if s.type in ("audio", "subtitle")]
+
+
+@pytest.mark.parametrize("sub_default", [False, True])
+def test_mp4_keeps_the_sources_default_flags(tmp_path, sub_default):
+    """The MP4 muxer marks the first track of each kind default when none is: SubRip from Matroska, converted to
+    mov_text, must not become a subtitle shown unasked; of two audio tracks only the second stays default."""
+    from conftest import ffmpeg, run_deid
+
+    srt = tmp_path / "s.srt"
+    srt.write_text("1\n00:00:00,000 --> 00:00:00,500\nhello\n")
+    src = tmp_path / "src.mkv"
+    ffmpeg("-f", "lavfi", "-i", "testsrc=size=160x120:rate=25:duration=1", "-f", "lavfi", "-i", "sine=d=1",
+           "-f", "lavfi", "-i", "sine=d=1:f=880", "-i", str(srt), "-map", "0", "-map", "1", "-map", "2", "-map", "3",
+           "-c:v", "libx264", "-c:a", "aac", "-c:s", "srt", "-disposition:a:0", "0", "-disposition:a:1", "default",
+           "-disposition:s:0", "default" if sub_default else "0", str(src))
+    want = [("audio", False), ("audio", True), ("subtitle", sub_default)]
+    assert _defaults(src) == want
+    out = tmp_path / "out.mp4"
+    r = run_deid("run", src, "-o", out, "--quiet")
+    assert r.returncode == 0, r.stderr
+    assert _defaults(out) == want

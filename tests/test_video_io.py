@@ -193,3 +193,55 @@ def test_progress_shows_seconds_a_frame_for_slow_methods(speed, shown):
     from deidcli.progress import FpsColumn
 
     assert FpsColumn().render(SimpleNamespace(finished_speed=None, speed=speed)).plain.strip() == shown
+
+
+def _decoded(path: Path) -> tuple[list[int], list[np.ndarray], str]:
+    """Timestamps, RGB pictures (as stored, padding included) and pixel format, with plain PyAV."""
+    with av.open(str(path)) as c:
+        frames = list(c.decode(video=0))
+        return [f.pts for f in frames], [f.to_ndarray(format="rgb24") for f in frames], frames[0].format.name
+
+
+@pytest.mark.parametrize("ext,stored", [("mp4", (322, 182)), ("mov", (322, 182)), ("mkv", (322, 182))])
+def test_odd_size_is_padded_to_420_and_cropped_back(tmp_path, ext, stored):
+    """An odd size stays 4:2:0 (4:4:4 H.264 plays in few players): padded to even with the edge repeated, the true
+    size a clean aperture in MP4/MOV that deid reads back; the frames and their times unchanged."""
+    from deidcli.video import isobmff
+    from deidcli.video.reader import VideoReader
+
+    src = tmp_path / "odd.mkv"
+    ffmpeg("-f", "lavfi", "-i", "testsrc=size=321x181:rate=25:duration=0.4", "-c:v", "ffv1", "-pix_fmt", "yuv420p",
+           str(src))
+    out = tmp_path / f"out.{ext}"
+    r = run_deid("run", src, "-o", out, "--quiet")
+    assert r.returncode == 0, r.stderr
+    pts_src, rgb_src, _ = _decoded(src)
+    pts_out, rgb_out, fmt = _decoded(out)
+    assert fmt == "yuv420p" and rgb_out[0].shape[1::-1] == stored
+    assert len(pts_out) == len(pts_src) == 10
+    assert np.allclose(np.array(pts_out) / 1000, np.array(pts_src) / 1000, atol=1e-3)
+    for a, b in zip(rgb_src, rgb_out):
+        diff = (a.astype(float) - b[:181, :321]) ** 2
+        # the whole picture is subsampled again (testsrc's 1-pixel colour detail: 28 dB); shifted by a pixel, 18
+        assert 10 * np.log10(255**2 / diff.mean()) > 25
+        assert np.abs(b[:, 321].astype(int) - b[:, 320]).mean() < 8, "the pad repeats the edge"
+    shown = (321, 181) if ext != "mkv" else stored  # Matroska: no crop that ffmpeg writes
+    reader = VideoReader(out)
+    assert (reader.info.width, reader.info.height) == shown
+    assert {f.image.shape for f in reader.frames()} == {(shown[1], shown[0], 3)}
+    assert isobmff.clean_apertures(out) == ({1: (0, 0, 321, 181)} if ext != "mkv" else {})
+    # deid on its own output: the size read back is the one shown, and stays so
+    again = tmp_path / f"again.{ext}"
+    assert run_deid("run", out, "-o", again, "--quiet").returncode == 0
+    assert (VideoReader(again).info.width, VideoReader(again).info.height) == shown
+
+
+def test_exact_size_keeps_odd_sides_in_444(tmp_path):
+    src = tmp_path / "odd.mkv"
+    ffmpeg("-f", "lavfi", "-i", "testsrc=size=321x181:rate=25:duration=0.2", "-c:v", "ffv1", "-pix_fmt", "yuv420p",
+           str(src))
+    out = tmp_path / "out.mp4"
+    r = run_deid("run", src, "-o", out, "--quiet", "--exact-size")
+    assert r.returncode == 0, r.stderr
+    _, rgb, fmt = _decoded(out)
+    assert fmt == "yuv444p" and rgb[0].shape == (181, 321, 3)

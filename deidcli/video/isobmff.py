@@ -163,3 +163,162 @@ def rename_sample_formats(path: Path, renames: dict[int, str], written_as: str =
             fh.seek(offset + at)
             fh.write(new)
         return renamed
+
+
+CLAP_SIZE = 40
+_SAMPLE_ENTRY = 78  # a visual sample entry's fixed fields, between its header and its child boxes
+_CHUNK_OFFSETS = {b"stco": ">I", b"co64": ">Q"}
+
+
+def clean_apertures(path: Path) -> dict[int, tuple[int, int, int, int]]:
+    """Track id -> (left, top, width, height) of each video track whose first sample entry has a ``clap`` box."""
+    try:
+        with open(path, "rb") as fh:
+            found = _find_moov(fh)
+    except OSError:
+        return {}
+    if found is None:
+        return {}
+    _, data = found
+    apertures = {}
+    for kind, s, e, _ in _boxes(data, _header(data), len(data)):
+        t = _track(data, s, e) if kind == b"trak" else None
+        if t is None or t.handler != "vide":
+            continue
+        entry = _sample_entry(data, s, e)
+        clap = _child(data, entry[1] + _SAMPLE_ENTRY, entry[2], b"clap") if entry else None
+        if clap and clap[1] - clap[0] >= 32:
+            coded_w, coded_h = struct.unpack(">HH", data[entry[1] + 24:entry[1] + 28])
+            apertures[t.track_id] = _aperture(data[clap[0]:clap[0] + 32], coded_w, coded_h)
+    return apertures
+
+
+def _aperture(clap: bytes, coded_w: int, coded_h: int) -> tuple[int, int, int, int]:
+    wn, wd, hn, hd, xn, xd, yn, yd = struct.unpack(">IIIIiIiI", clap)
+    width, height = wn // max(wd, 1), hn // max(hd, 1)
+    # the offsets place the aperture's centre relative to the picture's: its left edge is what that leaves
+    left = (coded_w - width) / 2 + xn / max(xd, 1)
+    top = (coded_h - height) / 2 + yn / max(yd, 1)
+    return int(left), int(top), width, height
+
+
+def _sample_entry(data: bytes, start: int, end: int):
+    stsd = _path(data, start, end, b"mdia", b"minf", b"stbl", b"stsd")
+    if not stsd:
+        return None
+    entry = next(_boxes(data, stsd[0] + 8, stsd[1]), None)
+    return (entry[3], entry[1], entry[2]) if entry else None  # box start, payload start, end
+
+
+def set_clean_aperture(path: Path, width: int, height: int, video: int = 0) -> None:
+    """Give video track number ``video`` (from 0) of the MP4/MOV at ``path`` a clean aperture of ``width`` x ``height`` at the top
+    left of its coded picture. (The track header keeps the coded size: ffmpeg reads a smaller one there as a
+    pixel aspect ratio.)
+
+    This is how a picture padded to even sides for 4:2:0 chroma keeps its odd size: H.264's own cropping counts
+    in chroma samples and cannot take one pixel off. The ``moov`` box grows by a ``clap`` box; media data after it
+    moves, so its chunk offsets are shifted and the file is rewritten beside itself and renamed over.
+    """
+    with open(path, "rb") as fh:
+        found = _find_moov(fh)
+    if found is None:
+        raise ValueError(f"{path.name}: no moov box")
+    offset, old = found
+    moov = _with_clap(old, width, height, video)
+    shift = len(moov) - len(old)
+    if shift:
+        moov = _shift_chunks(moov, offset + len(old), shift)
+    tmp = path.with_name(path.name + ".clap")
+    try:
+        with open(path, "rb") as src, open(tmp, "wb") as dst:
+            _copy(src, dst, offset)
+            dst.write(moov)
+            src.seek(offset + len(old))
+            _copy(src, dst, None)
+        tmp.replace(path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _copy(src: BinaryIO, dst: BinaryIO, length: int | None, chunk: int = 1 << 22) -> None:
+    while length is None or length > 0:
+        block = src.read(chunk if length is None else min(chunk, length))
+        if not block:
+            return
+        dst.write(block)
+        if length is not None:
+            length -= len(block)
+
+
+def _with_clap(moov: bytes, width: int, height: int, video: int) -> bytes:
+    data = bytearray(moov)
+    traks = [(s, e, at) for kind, s, e, at in _boxes(moov, _header(moov), len(moov)) if kind == b"trak"]
+    videos = [(s, e, at) for s, e, at in traks if (t := _track(moov, s, e)) is not None and t.handler == "vide"]
+    for s, e, at in videos[video:video + 1]:
+        entry_at, entry, entry_end = _sample_entry(moov, s, e)
+        coded_w, coded_h = struct.unpack(">HH", moov[entry + 24:entry + 28])
+        box = struct.pack(">I4sIIIIiIiI", CLAP_SIZE, b"clap", width, 1, height, 1,
+                          width - coded_w, 2, height - coded_h, 2)
+        old = _child(moov, entry + _SAMPLE_ENTRY, entry_end, b"clap")
+        if old:
+            data[old[0] - 8:old[1]] = box
+            return bytes(data)
+        data[entry_end:entry_end] = box
+        # every box around the new one grows by its size: moov, trak, mdia, minf, stbl, stsd and the sample entry
+        stsd = _path(moov, s, e, b"mdia", b"minf", b"stbl", b"stsd")
+        parents = [0, at] + [_path(moov, s, e, *kinds)[0] - 8 for kinds in (
+            (b"mdia",), (b"mdia", b"minf"), (b"mdia", b"minf", b"stbl"))] + [stsd[0] - 8, entry_at]
+        for p in parents:
+            _grow(data, p, CLAP_SIZE)
+        return bytes(data)
+    raise ValueError("no video track")
+
+
+def _grow(data: bytearray, at: int, by: int) -> None:
+    size = struct.unpack(">I", data[at:at + 4])[0]
+    if size == 1:
+        data[at + 8:at + 16] = struct.pack(">Q", struct.unpack(">Q", data[at + 8:at + 16])[0] + by)
+    else:
+        data[at:at + 4] = struct.pack(">I", size + by)
+
+
+def _shift_chunks(moov: bytes, after: int, by: int) -> bytes:
+    """``moov`` with every chunk offset at or past ``after`` (the old end of the moov box) moved by ``by``."""
+    data = bytearray(moov)
+    for kind, s, e, _ in _boxes(moov, _header(moov), len(moov)):
+        stbl = _path(moov, s, e, b"mdia", b"minf", b"stbl") if kind == b"trak" else None
+        for k, ps, pe, _ in _boxes(moov, *stbl) if stbl else ():
+            if k not in _CHUNK_OFFSETS:
+                continue
+            fmt = _CHUNK_OFFSETS[k]
+            step = struct.calcsize(fmt)
+            count = struct.unpack(">I", moov[ps + 4:ps + 8])[0]
+            for i in range(ps + 8, min(pe, ps + 8 + count * step), step):
+                value = struct.unpack(fmt, moov[i:i + step])[0]
+                if value >= after:
+                    if value + by >= 1 << (8 * step):
+                        raise ValueError("a chunk offset would overflow its 32 bits")
+                    data[i:i + step] = struct.pack(fmt, value + by)
+    return bytes(data)
+
+
+def disable_tracks(path: Path, track_ids: set[int]) -> int:
+    """Clear the "enabled" flag in the track header of each track in ``track_ids`` (ffmpeg reads it as the default
+    disposition), in place; returns how many were changed."""
+    with open(path, "r+b") as fh:
+        found = _find_moov(fh)
+        if found is None:
+            return 0
+        offset, data = found
+        changed = 0
+        for kind, s, e, _ in _boxes(data, _header(data), len(data)):
+            t = _track(data, s, e) if kind == b"trak" else None
+            if t is None or t.track_id not in track_ids:
+                continue
+            tkhd = _child(data, s, e, b"tkhd")
+            flags = data[tkhd[0] + 3]  # version (1 byte) and flags (3), "enabled" the lowest bit
+            if flags & 1:
+                fh.seek(offset + tkhd[0] + 3)
+                fh.write(bytes([flags & ~1]))
+                changed += 1
+        return changed

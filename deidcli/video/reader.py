@@ -95,6 +95,8 @@ class VideoReader:
             raise InvalidMediaError(f"{self.path}: video stream has no picture size (damaged file?)")
         c = self._container
         tracks = {t.track_id: t for t in isobmff.read_tracks(self.path)} if c.format.name == QUICKTIME else {}
+        self._crop = self._padding(cc.width, cc.height) if tracks else None
+        width, height = self._crop or (cc.width, cc.height)
         chapters = isobmff.chapter_track_ids(list(tracks.values()))
         streams = tuple(stream_info(o, self._index, tracks, chapters, c.format.name) for o in c.streams)
         rotation, color = self._first_frame_properties()
@@ -103,8 +105,8 @@ class VideoReader:
             duration = c.duration / av.time_base
         return VideoInfo(
             path=self.path,
-            width=cc.width,
-            height=cc.height,
+            width=width,
+            height=height,
             pix_fmt=cc.pix_fmt or "yuv420p",
             time_base=s.time_base,
             frame_rate=s.average_rate or s.guessed_rate,
@@ -119,6 +121,18 @@ class VideoReader:
             start_s=c.start_time / av.time_base if c.start_time else 0.0,
             stated_s=c.duration / av.time_base if c.duration else None,
         )
+
+    def _padding(self, coded_w: int, coded_h: int) -> tuple[int, int] | None:
+        """The size a clean aperture at the top left gives the picture (padding to even sides, as deid writes odd
+        sizes); None without one. Centred apertures (a broadcast "clean" area) are left to the viewer."""
+        aperture = isobmff.clean_apertures(self.path).get(self._stream.id)
+        if aperture is None:
+            return None
+        left, top, width, height = aperture
+        if left or top or not (0 < width <= coded_w and 0 < height <= coded_h) or (width, height) == (coded_w,
+                                                                                                       coded_h):
+            return None
+        return width, height
 
     def _first_frame_properties(self) -> tuple[int, dict[str, str]]:
         """Display rotation and colour tags, which PyAV exposes reliably only on decoded frames."""
@@ -156,7 +170,7 @@ class VideoReader:
         deep = self._deep and self.info.deep
         # 10-bit planes only beside 16-bit RGB: an 8-bit picture cannot be pasted into them
         keep = self._planes and self.info.pix_fmt in PASTE_FORMATS and (deep or not self.info.deep) \
-            and self.info.width % 2 == 0 and self.info.height % 2 == 0
+            and self.info.width % 2 == 0 and self.info.height % 2 == 0 and self._crop is None
         # AVI stores no presentation times: libavformat guesses them a reorder delay late for H.264 (the first
         # frame at 1). The first frame is shown at the stream's start, so the guess is moved back by its lateness.
         shift = None if self.info.container_format == "avi" else 0
@@ -171,7 +185,10 @@ class VideoReader:
                         shift = max(0, (pts or 0) - (stream.start_time or 0)) if frame.dts is not None and pts is not None \
                             and pts > frame.dts else 0
                     planes = frame.to_ndarray() if keep and frame.format.name == self.info.pix_fmt else None
-                    yield Frame(index, None if pts is None else pts - shift, to_rgb(frame, deep), planes)
+                    image = to_rgb(frame, deep)
+                    if self._crop:
+                        image = image[:self.info.height, :self.info.width]
+                    yield Frame(index, None if pts is None else pts - shift, image, planes)
                     index += 1
                     stats.decoded = index
         except av.error.FFmpegError as exc:

@@ -20,7 +20,7 @@ import numpy as np
 
 from deidcli.errors import EncodeError, OutputNotWritableError
 from deidcli.video import isobmff
-from deidcli.video.containers import OutputPlan, OutStream
+from deidcli.video.containers import ENCODER_CODECS, OutputPlan, OutStream
 from deidcli.video.planes import Rect, paste_regions, pastes
 from deidcli.video.probe import ffmpeg_path
 from deidcli.video.reader import VideoInfo
@@ -30,6 +30,7 @@ _X26X_PIX_FMTS = {
     "yuv420p", "yuvj420p", "yuv422p", "yuvj422p", "yuv444p", "yuvj444p", "gray",
     "yuv420p10le", "yuv422p10le", "yuv444p10le", "gray10le",
 }
+QUICKTIME_MUXERS = {"mp4", "mov", "3gp"}
 _VP9_PIX_FMTS = {"yuv420p", "yuv422p", "yuv440p", "yuv444p", "yuv420p10le", "yuv422p10le", "yuv444p10le"}
 
 
@@ -46,14 +47,16 @@ class EncodeSettings:
     crf: int = 18  # visually lossless for H.264
     preset: str = "veryfast"  # 2x the fps of "medium" on 2 cores for ~10% more bytes; see README
     strip_metadata: bool = False
+    exact_size: bool = False  # odd sides as they are, in 4:4:4 (few players), not padded to even in 4:2:0
 
 
-def encoder_pix_fmt(encoder: str, source: str, width: int, height: int) -> tuple[str, str]:
+def encoder_pix_fmt(encoder: str, source: str, width: int, height: int, exact_size: bool = False
+                    ) -> tuple[str, str]:
     """The pixel format to encode a ``source`` picture in, and a note when it is not the source's own.
 
     Chroma subsampling and bit depth are kept where the encoder allows (10 bits at most); RGB becomes 4:4:4;
-    alpha is dropped; 4:2:0 and 4:2:2 need even sides in H.264/HEVC, so odd sizes are written 4:4:4 rather than
-    cropped or padded.
+    alpha is dropped. 4:2:0 and 4:2:2 need even sides in H.264/HEVC: odd sizes are padded to even
+    (:func:`padded_size`), or with ``exact_size`` written 4:4:4, which browsers and QuickTime do not play.
     """
     try:
         desc = av.VideoFormat(source, 16, 16)  # at a size, so the components show their subsampling
@@ -75,7 +78,7 @@ def encoder_pix_fmt(encoder: str, source: str, width: int, height: int) -> tuple
     if encoder.startswith("libvpx"):
         allowed, odd_ok = _VP9_PIX_FMTS, True
     elif encoder in ("libx264", "libx265"):
-        allowed, odd_ok = _X26X_PIX_FMTS, False
+        allowed, odd_ok = _X26X_PIX_FMTS, not exact_size
     else:
         return ("yuv420p10le" if deep else "yuv420p"), ""
     if source in allowed and (odd_ok or (sub == "444" or (width % 2 == 0 and (sub == "422" or height % 2 == 0)))):
@@ -97,6 +100,35 @@ def encoder_pix_fmt(encoder: str, source: str, width: int, height: int) -> tuple
     if not notes:
         notes.append(f"pixel format {source} written as {fmt}")
     return fmt, "; ".join(notes)
+
+
+def padded_size(encoder: str, pix_fmt: str, width: int, height: int) -> tuple[int, int]:
+    """The picture size ``encoder`` is given in ``pix_fmt``: H.264 and HEVC code whole chroma samples only, so a
+    subsampled side that is odd grows by a pixel (and their own cropping counts in chroma samples too)."""
+    comps = av.VideoFormat(pix_fmt, 16, 16).components
+    if ENCODER_CODECS.get(encoder) not in ("h264", "hevc") or len(comps) < 3:
+        return width, height
+    luma, chroma = comps[0], comps[1]
+    return (width + width % 2 if chroma.width < luma.width else width,
+            height + height % 2 if chroma.height < luma.height else height)
+
+
+def pad_edges(image: np.ndarray, width: int, height: int) -> np.ndarray:
+    """``image`` grown to ``width`` x ``height`` by repeating its last column and row: pixels of the anonymized
+    picture only, which players cut off again (a clean aperture) or show as a one-pixel seam."""
+    h, w = image.shape[:2]
+    if (w, h) == (width, height):
+        return image
+    return np.pad(image, ((0, height - h), (0, width - w), (0, 0)), mode="edge")
+
+
+def padding_note(info: VideoInfo, size: tuple[int, int], aperture: bool) -> str:
+    width, height = size
+    shown = (f"with a clean aperture of {info.width}x{info.height} (ffmpeg shows {info.width // 2 * 2}x"
+             f"{info.height // 2 * 2}, players that ignore it the whole picture)") if aperture else \
+        "(the container records no crop)"
+    return (f"{info.width}x{info.height} has an odd side: written {width}x{height}, the edge repeated, {shown}; "
+            f"--exact-size keeps the size in 4:4:4 chroma, which browsers and QuickTime do not play")
 
 
 @dataclass
@@ -227,7 +259,14 @@ class VideoWriter:
         self.output = output
         self.plan = plan or plan_output(info, output, settings.codec, settings.strip_metadata)
         main = next(o for o in self.plan.streams if o.source.index == info.index)
-        self.pix_fmt, self.pix_fmt_note = encoder_pix_fmt(main.codec, info.pix_fmt, info.width, info.height)
+        self.pix_fmt, self.pix_fmt_note = encoder_pix_fmt(main.codec, info.pix_fmt, info.width, info.height,
+                                                          settings.exact_size)
+        self.size = padded_size(main.codec, self.pix_fmt, info.width, info.height)
+        # QuickTime files record the true size as a clean aperture; other containers have no crop ffmpeg writes
+        self._aperture = self.size != (info.width, info.height) and self.plan.muxer.name in QUICKTIME_MUXERS
+        if self.size != (info.width, info.height):
+            self.pix_fmt_note = "; ".join(filter(None, [self.pix_fmt_note,
+                                                        padding_note(info, self.size, self._aperture)]))
         self._log = tempfile.TemporaryFile()
         self.command = encoder_command(info, self.plan, settings, output, extras, self.pix_fmt)
         # A session of its own: Ctrl-C reaches deid, which then stops the encoder and removes the partial file.
@@ -237,8 +276,7 @@ class VideoWriter:
         self._nut = av.open(self._proc.stdin, mode="w", format="nut")
         rate = info.frame_rate or 25
         self._stream = self._nut.add_stream("rawvideo", rate=rate)
-        self._stream.width = info.width
-        self._stream.height = info.height
+        self._stream.width, self._stream.height = self.size
         self._stream.pix_fmt = self.pix_fmt
         self._stream.time_base = info.time_base
         # The codec's time base defaults to 1/rate, which would round variable timestamps onto a fixed grid.
@@ -264,7 +302,7 @@ class VideoWriter:
                                                format=self.pix_fmt)
         else:
             rgb = "rgb48le" if image.dtype == np.uint16 else "rgb24"
-            frame = av.VideoFrame.from_ndarray(image, format=rgb).reformat(format=self.pix_fmt, **self._to_yuv)
+            frame = av.VideoFrame.from_ndarray(pad_edges(image, *self.size), format=rgb).reformat(format=self.pix_fmt, **self._to_yuv)
         frame.pts = pts
         frame.time_base = self.info.time_base
         self._last_pts = pts
@@ -293,9 +331,22 @@ class VideoWriter:
         renames = _graft_renames(self.output, self.plan.kept("encode", "copy", "convert", "graft"))
         if renames:
             isobmff.rename_sample_formats(self.output, renames)
+        if self.plan.muxer.name in QUICKTIME_MUXERS:
+            isobmff.disable_tracks(self.output, _subtitles_not_default(self.output, self.plan))
+        if self._aperture:
+            try:
+                isobmff.set_clean_aperture(self.output, self.info.width, self.info.height, self._video_track())
+            except (ValueError, OSError) as exc:
+                raise EncodeError(f"cannot record the picture's size in the output: {exc}") from None
         written = _video_packets(self.output)
         if written != self.frames_written:
             raise EncodeError(f"the encoder wrote {written} of {self.frames_written} frames")
+
+    def _video_track(self) -> int:
+        """The encoded stream's place among the output's video tracks (cover pictures are none in MP4/MOV)."""
+        videos = [o for o in self.plan.kept("encode", "copy", "convert", "graft")
+                  if o.source.role in ("main", "video")]
+        return next(k for k, o in enumerate(videos) if o.source.index == self.info.index)
 
     def kill_encoder(self) -> None:
         """Kill ffmpeg now; a write in progress then fails with a broken pipe. Call :meth:`abort` after."""
@@ -338,6 +389,22 @@ def _graft_renames(path: Path, out_streams: list[OutStream]) -> dict[int, str]:
     if len(written) != len(data):
         raise EncodeError(f"the output holds {len(written)} of its {len(data)} telemetry tracks")
     return {t.track_id: o.source.fourcc for t, o in zip(written, data) if o.action == "graft"}
+
+
+def _subtitles_not_default(path: Path, plan: OutputPlan) -> set[int]:
+    """Track ids of the output's subtitle tracks whose source stream was not marked default.
+
+    The MP4/MOV muxer enables the first track of each kind when none is default; for subtitles that means shown
+    unasked (audio and video keep it: a disabled one is not played at all). The k-th subtitle track of the file is
+    the k-th subtitle stream of the plan; chapter lists are text tracks too, and are skipped.
+    """
+    tracks = isobmff.read_tracks(path)
+    chapters = isobmff.chapter_track_ids(tracks)
+    written = [t for t in tracks if t.handler in ("sbtl", "text", "subt", "subp") and t.track_id not in chapters]
+    kept = [o for o in plan.kept("copy", "convert") if o.source.type == "subtitle"]
+    if len(written) != len(kept):
+        return set()
+    return {t.track_id for t, o in zip(written, kept) if "default" not in o.source.disposition}
 
 
 def _video_packets(path: Path) -> int:
