@@ -3,7 +3,8 @@ plain ``pip install deidcli`` and keep the core free of AGPL (Ultralytics' YOLO 
 
 The weights are torchvision's own, fetched once from the PyTorch site on first use into deid's models cache and
 pinned by the SHA-256 prefix torchvision puts in each file's name; a copy torchvision itself downloaded
-(``~/.cache/torch/hub/checkpoints``) is used as it is.
+(``~/.cache/torch/hub/checkpoints``) is used as it is. The default body and vehicle model is YOLOX-nano
+(deidcli/detection/yolox.py), which ships inside deid.
 """
 
 from __future__ import annotations
@@ -55,11 +56,11 @@ COCO_CATEGORIES = (
 )
 
 
-def label_ids(wanted: tuple[str, ...]) -> np.ndarray:
-    """torchvision's COCO label ids of the class names ``wanted``."""
-    ids = [i for i, name in enumerate(COCO_CATEGORIES) if name in wanted]
+def label_ids(wanted: tuple[str, ...], categories: tuple[str, ...] = COCO_CATEGORIES) -> np.ndarray:
+    """The label ids (indices into ``categories``: torchvision's by default) of the COCO class names ``wanted``."""
+    ids = [i for i, name in enumerate(categories) if name in wanted]
     if len(ids) != len(set(wanted)):
-        raise ValueError(f"not COCO classes: {sorted(set(wanted) - set(COCO_CATEGORIES))}")
+        raise ValueError(f"not COCO classes: {sorted(set(wanted) - set(categories))}")
     return np.array(ids)
 
 
