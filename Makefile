@@ -59,10 +59,12 @@ plate-model: install
 bench-gpu: install
 	$(BIN)/python bench/bench_gpu.py
 
+# Face recall by size, the tile schedule's at 4K, and body and vehicle recall of the COCO detectors (yolox-nano)
 recall: install
 	$(BIN)/python bench/detector_recall.py
 	$(BIN)/python bench/tile_recall.py
 	$(BIN)/python bench/plate_recall.py
+	$(BIN)/python bench/coco_recall.py
 
 sample: install
 	$(BIN)/python scripts/make_sample_video.py sample_videos/astronaut_pan.mp4

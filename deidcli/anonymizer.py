@@ -14,10 +14,11 @@ from deidcli.detection import FaceDetector, build_detector, inference_scale
 from deidcli.detection.coco_torchvision import COCO_MODELS, CocoNet, TorchvisionDetector
 from deidcli.detection.ensemble import EnsembleDetector
 from deidcli.detection.keyframes import search_around
+from deidcli.detection.plates import PLATE_MODELS, PlateDetector
 from deidcli.detection.tile_schedule import TileLayer
 from deidcli.detection.tiling import TiledDetector, merge, parse_tile, tile_grid
-from deidcli.detection.plates import PLATE_MODELS, PlateDetector
 from deidcli.detection.yolo import VEHICLES, YoloDetector
+from deidcli.detection.yolox import YOLOX_MODELS, YOLOX_THRESHOLD, YoloxDetector, YoloxNet
 from deidcli.detections import Detections
 from deidcli.errors import ConfigError, ModelUnavailableError
 from deidcli.methods import get_method
@@ -40,16 +41,20 @@ def eight_bit(image: np.ndarray) -> np.ndarray:
 
 
 def _target_detector(cfg: DeidConfig, target: str, threshold: float | None, device: str,
-                     coco: dict[str, CocoNet]) -> FaceDetector:
+                     coco: dict[str, CocoNet | YoloxNet]) -> FaceDetector:
     """The detector of one target, as configured (YOLO paths need the yolo extra; the named plate models do not);
-    ``coco`` holds the torchvision
-    networks loaded so far, shared by the targets that name the same one."""
+    ``coco`` holds the COCO networks (YOLOX, torchvision) loaded so far, shared by the targets that name the same
+    one."""
     if target == "face":
         return build_detector(cfg.detector, threshold, device)
     if target in ("body", "vehicle"):
         model, flag = (cfg.body_model, "--body-model") if target == "body" else (cfg.vehicle_model, "--vehicle-model")
         wanted = ("person",) if target == "body" else VEHICLES
-        if model in COCO_MODELS:  # torchvision's, BSD: no extra needed
+        if model in YOLOX_MODELS:  # inside deid's wheel, Apache-2.0: nothing to fetch, no extra
+            if model not in coco:
+                coco[model] = YoloxNet(model, flag, device, cfg.max_side)
+            return YoloxDetector(model, flag, threshold or YOLOX_THRESHOLD, device, wanted, net=coco[model])
+        if model in COCO_MODELS:  # torchvision's, BSD: no extra needed, fetched once
             if model not in coco:
                 coco[model] = CocoNet(model, flag, device)
             return TorchvisionDetector(model, flag, threshold or 0.3, device, wanted, net=coco[model])
@@ -101,7 +106,7 @@ class FrameAnonymizer:
         detectors: dict[str, FaceDetector] = {}
         styles: dict[int, RegionStyle] = {}
         missing: list[str] = []  # every unavailable model, one line each, before any frame
-        coco: dict[str, CocoNet] = {}
+        coco: dict[str, CocoNet | YoloxNet] = {}
         for t in targets:
             styles[CLASS_ID[t]] = RegionStyle(
                 method=get_method(methods[t] or DeidConfig.method, cfg.basis, device, cfg.model, cfg.donors),

@@ -152,19 +152,21 @@ def run(
     detector: Annotated[Optional[str], typer.Option(help="centerface (default) or mtcnn.")] = None,
     threshold: Annotated[
         Optional[str],
-        typer.Option(help="Detection score threshold (centerface 0.2, mtcnn 0.7, torchvision 0.3, YOLO 0.25), or per target: "
+        typer.Option(help="Detection score threshold (centerface 0.2, mtcnn 0.7, yolox 0.1, torchvision 0.3, YOLO 0.25), or per target: "
                      "face=0.3,plate=0.4. Lower finds more."),
     ] = None,
     body_model: Annotated[
         Optional[str],
-        typer.Option(help="Body model: frcnn-mobilenet (default) or frcnn-resnet50 (more accurate on small people, "
-                          "many times slower), torchvision's COCO detectors (BSD), fetched once from the PyTorch "
-                          "site; or a YOLO model (yolo extra): a name Ultralytics downloads (yolo11n.pt) or a path."),
+        typer.Option(help="Body model: yolox-nano (default: YOLOX-nano, COCO, Apache-2.0, inside deid: nothing to "
+                          "fetch); frcnn-mobilenet or frcnn-resnet50 (more accurate on small people, many times "
+                          "slower), torchvision's COCO detectors (BSD), fetched once from the PyTorch site; or a YOLO "
+                          "model (yolo extra): a name Ultralytics downloads (yolo11n.pt) or a path. No COCO model "
+                          "finds people seen from straight above: give an aerial model's path."),
     ] = None,
     vehicle_model: Annotated[
         Optional[str],
         typer.Option(help="Vehicle model (cars, motorcycles, buses, trucks as whole boxes): as --body-model, "
-                          "default frcnn-mobilenet; a YOLO model must know COCO's classes."),
+                          "default yolox-nano; a YOLO model must know COCO's classes."),
     ] = None,
     plate_model: Annotated[Optional[str], typer.Option(
         help="Licence-plate models: safelicensing, platedet (both by default, boxes merged: one reads flat plates, "
@@ -364,7 +366,7 @@ def batch(
     targets: Annotated[Optional[str], typer.Option(help="face (default), body, plate, vehicle, or a list.")] = None,
     method: Annotated[Optional[str], typer.Option("--method", "-m", help="Method, or per target.")] = None,
     strength: Annotated[Optional[str], typer.Option(help="The method's strength, or per target.")] = None,
-    body_model: Annotated[Optional[str], typer.Option(help="Body model: frcnn-mobilenet (default), frcnn-resnet50 (torchvision COCO, BSD, fetched once), or a YOLO name or path (yolo extra).")] = None,
+    body_model: Annotated[Optional[str], typer.Option(help="Body model: yolox-nano (default, inside deid), frcnn-mobilenet or frcnn-resnet50 (torchvision COCO, BSD, fetched once), or a YOLO name or path (yolo extra).")] = None,
     vehicle_model: Annotated[Optional[str], typer.Option(help="Vehicle model (COCO cars, motorcycles, buses, trucks): as --body-model.")] = None,
     plate_model: Annotated[Optional[str], typer.Option(help="Licence-plate models: safelicensing,platedet (default), or YOLO paths.")] = None,
     device: Annotated[Optional[str], typer.Option(help="auto, cpu or cuda.")] = None,
@@ -444,7 +446,7 @@ def detect(
     detector: Annotated[Optional[str], typer.Option(help="centerface (default) or mtcnn.")] = None,
     threshold: Annotated[Optional[str], typer.Option(help="Detection score threshold, or per target.")] = None,
     targets: Annotated[Optional[str], typer.Option(help="face (default), body, plate, vehicle, or a list.")] = None,
-    body_model: Annotated[Optional[str], typer.Option(help="Body model: frcnn-mobilenet (default), frcnn-resnet50 (torchvision COCO, BSD, fetched once), or a YOLO name or path (yolo extra).")] = None,
+    body_model: Annotated[Optional[str], typer.Option(help="Body model: yolox-nano (default, inside deid), frcnn-mobilenet or frcnn-resnet50 (torchvision COCO, BSD, fetched once), or a YOLO name or path (yolo extra).")] = None,
     vehicle_model: Annotated[Optional[str], typer.Option(help="Vehicle model (COCO cars, motorcycles, buses, trucks): as --body-model.")] = None,
     plate_model: Annotated[Optional[str], typer.Option(help="Licence-plate models: safelicensing,platedet (default), or YOLO paths.")] = None,
     scale: Annotated[Optional[str], typer.Option(help="Inference scale: 'auto' or a factor.")] = None,

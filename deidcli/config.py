@@ -22,10 +22,11 @@ class DeidConfig:
     targets: str = "face"  # comma list of face, body, plate, vehicle
     detector: str = "centerface"  # the face detector
     threshold: float | str | None = None  # None: each detector's default; or per target, "face=0.3,plate=0.4"
-    # torchvision's COCO detectors by name (frcnn-mobilenet, frcnn-resnet50; BSD, fetched once), or a YOLO model (a
-    # name Ultralytics downloads, or a .pt/.onnx path; the yolo extra). Vehicles: cars, motorcycles, buses, trucks.
-    body_model: str = "frcnn-mobilenet"
-    vehicle_model: str = "frcnn-mobilenet"
+    # COCO detectors by name: yolox-nano (Apache-2.0, inside deid's wheel: nothing to fetch), or torchvision's
+    # frcnn-mobilenet, frcnn-resnet50 (BSD, fetched once); or a YOLO model (a name Ultralytics downloads, or a
+    # .pt/.onnx path; the yolo extra). Vehicles: cars, motorcycles, buses, trucks.
+    body_model: str = "yolox-nano"
+    vehicle_model: str = "yolox-nano"
     # named models (detection.yolo.NAMED_MODELS) or YOLO .pt/.onnx paths; a comma list runs each and merges the boxes
     plate_model: str = "safelicensing"
     scale: str = "auto"  # inference scale: "auto" (longest side capped at max_side) or a factor such as "0.5"

