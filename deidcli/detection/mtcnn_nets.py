@@ -1,9 +1,9 @@
 """MTCNN (Zhang et al. 2016): the three nets and their cascade, in torch.
 
 Written for this project so MTCNN needs no facenet-pytorch (which pins torch < 2.3 and cannot be installed beside
-deid): the nets' layer names follow facenet-pytorch's so its published weights (MIT), fetched from its wheel on
-PyPI (:data:`deidcli.weights.MTCNN_WEIGHTS`), load as they are, and the cascade gives the same boxes (tested against
-facenet-pytorch where it is installed).
+deid): the nets' layer names follow facenet-pytorch's so its published weights (MIT), shipped inside deid as
+``data/mtcnn_{pnet,rnet,onet}.pt`` (:data:`MTCNN_WEIGHTS`, byte for byte its wheel's, 1.9 MB), load as they are, and
+the cascade gives the same boxes (tested against facenet-pytorch where it is installed).
 
 Images are ``(B, 3, H, W)`` float RGB in ``[0, 255]``; boxes ``(N, 5)`` ``x0, y0, x1, y1, score`` in pixels.
 """
@@ -16,7 +16,17 @@ import torch.nn.functional as F
 from torch import nn
 from torchvision.ops import batched_nms
 
-from deidcli.weights import MTCNN_WEIGHTS, wheel_files
+from deidcli.weights import ShippedWeights, shipped_file
+
+_FACENET_PYTORCH = ("https://files.pythonhosted.org/packages/ed/2e/2d56386bc2f834cdc683743903852cf1428b4e5ee119f16c"
+                    "f808b589d3cd/facenet_pytorch-2.6.0-py3-none-any.whl")  # SHA-256 ecb82b27beb226d1...
+MTCNN_WEIGHTS = tuple(
+    ShippedWeights(label=f"MTCNN {net} (facenet-pytorch 2.6.0, MIT)", resource=f"detection/data/mtcnn_{net.lower()}.pt",
+                   sha256=sha256, source=f"facenet_pytorch/data/{net.lower()}.pt in {_FACENET_PYTORCH}")
+    for net, sha256 in (("PNet", "a2a71925e0b9996a42f63e47efc1ca19043e69558b5c523b978d611dfae49c8f"),
+                        ("RNet", "bbb937de72efc9ef83b186c49f5f558467a1d7e3453a8ece0d71a886633f6a86"),
+                        ("ONet", "165bfbe42940416ccfb977545cf0e976d5bf321f67083ae2aaaa5c764280118d"))
+)
 
 
 def _normalize(x: torch.Tensor) -> torch.Tensor:
@@ -94,9 +104,10 @@ class ONet(nn.Module):
 
 
 def load_nets(device: str = "cpu") -> tuple[PNet, RNet, ONet]:
-    """The three nets with facenet-pytorch's published weights, in eval mode (weights fetched on first use)."""
+    """The three nets with facenet-pytorch's published weights, in eval mode (the files inside deid, checked)."""
     nets = (PNet(), RNet(), ONet())
-    for net, path in zip(nets, wheel_files(MTCNN_WEIGHTS)):
+    for net, spec in zip(nets, MTCNN_WEIGHTS):
+        path = shipped_file(spec, "mtcnn")
         net.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
         net.to(device).eval()
     return nets
