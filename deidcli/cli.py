@@ -585,7 +585,7 @@ def audit(
     total = VideoReader(original).info.frames or None
     rec = None
     if recognizer:
-        from deidcli.evaluation.recognizer import DlibRecognizer
+        from deidcli.recognition.recognizer import DlibRecognizer
 
         rec = DlibRecognizer()
     det = build_detector(detector, threshold=min(min_score, 0.5))
@@ -675,7 +675,7 @@ def evaluate_cmd(
     from deidcli.detection import build_detector
     from deidcli.evaluation.evaluate import SWEEPS, evaluate, sweep_of
     from deidcli.evaluation.evaluation_report import write_all
-    from deidcli.evaluation.recognizer import build_recognizer
+    from deidcli.recognition.recognizer import build_recognizer
     from deidcli.evaluation.split import SPLITS
     from deidcli.methods import METHODS
     from deidcli.photos import photo_files
