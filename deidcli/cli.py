@@ -286,7 +286,7 @@ def run(
                            places=places)
     leaked = []
     if cfg.audit or cfg.fail_on_leak is not None:
-        from deidcli.evaluation.audit import audit_output
+        from deidcli.audit import audit_output
 
         for r in results:
             if r.status == "ok" and r.kind == "video":
@@ -575,7 +575,7 @@ def audit(
 
     from deidcli.detection import build_detector
     from deidcli.errors import InputNotFoundError
-    from deidcli.evaluation.audit import Confirmer, audit_video, contact_sheet
+    from deidcli.audit import Confirmer, audit_video, contact_sheet
     from deidcli.progress import FrameProgress
     from deidcli.video import VideoReader
 
