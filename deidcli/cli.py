@@ -149,12 +149,34 @@ TelemetryGapsOpt = Annotated[Optional[str], typer.Option(
     "(default, exit 15, nothing written) or mask (those frames masked whole, listed in the report).")]
 
 
-def _place_overrides(areas, geofence, telemetry, area_margin, camera_pitch, camera_yaw, hfov, ground_alt,
-                     telemetry_gaps) -> dict:
-    """The configuration keys of the place options."""
-    return dict(areas=str(areas) if areas else None, geofence=str(geofence) if geofence else None,
-                telemetry=str(telemetry) if telemetry else None, area_margin=area_margin, camera_pitch=camera_pitch,
-                camera_yaw=camera_yaw, hfov=hfov, ground_alt=ground_alt, telemetry_gaps=telemetry_gaps)
+def _path(value: Path | None) -> str | None:
+    return str(value) if value else None
+
+
+def _flag(value: bool) -> bool | None:
+    """An option's flag left off leaves the preset's value (``None`` overrides nothing)."""
+    return value or None
+
+
+_PLACE_OPTIONS = ("areas", "geofence", "telemetry", "area_margin", "camera_pitch", "camera_yaw", "hfov", "ground_alt",
+                  "telemetry_gaps")
+# Every option that sets a configuration key (deid run has them all, deid batch and deid detect some)
+_CONFIG_OPTIONS = (
+    "targets", "body_model", "vehicle_model", "plate_model", "method", "strength", "basis", "model", "donors",
+    "consented", "consent_distance", "mask_shape", "mask_scale", "color", "detector", "threshold", "scale", "tile",
+    "tile_scale", "tile_every", "detect_every", "detect_batch", "track", "lookahead", "hold", "device", "codec", "crf",
+    "preset", "exact_size", "seed", "strip_metadata", "overwrite", "audit", "fail_on_leak", *_PLACE_OPTIONS)
+_CONFIG_KEY = {"lookahead": "lookahead_s", "hold": "hold_s"}  # where the key is not the option's name
+_TO_CONFIG = {"donors": _path, "consented": _path, "areas": _path, "geofence": _path, "telemetry": _path,
+              "color": _parse_color, "exact_size": _flag, "strip_metadata": _flag, "overwrite": _flag, "audit": _flag}
+
+
+def _config_overrides(options: dict, names: tuple[str, ...] = _CONFIG_OPTIONS) -> dict:
+    """The configuration keys a command's options set, for ``DeidConfig.with_overrides``: ``options`` is the
+    command's ``locals()`` (no other local may bear one of ``names``); each of ``names`` the command takes is
+    converted (paths to text, colours to RGB, flags left off to ``None``) and given its key (--lookahead sets
+    lookahead_s)."""
+    return {_CONFIG_KEY.get(n, n): _TO_CONFIG.get(n, lambda v: v)(options[n]) for n in names if n in options}
 
 
 @app.command("run")
@@ -263,18 +285,7 @@ def run(
     from deidcli.report import build_report, write_report
 
     t0 = time.perf_counter()
-    cfg = load_config(config).with_overrides(
-        targets=targets, body_model=body_model, vehicle_model=vehicle_model, plate_model=plate_model, method=method, strength=strength, basis=basis,
-        model=model, donors=str(donors) if donors else None,
-        consented=str(consented) if consented else None, consent_distance=consent_distance, mask_shape=mask_shape, mask_scale=mask_scale, color=_parse_color(color),
-        detector=detector, threshold=threshold, scale=scale, tile=tile, tile_scale=tile_scale, tile_every=tile_every, device=device,
-        detect_every=detect_every, detect_batch=detect_batch, track=track, lookahead_s=lookahead,
-        hold_s=hold, codec=codec, crf=crf, preset=preset, exact_size=exact_size or None,
-        seed=seed, strip_metadata=strip_metadata or None, overwrite=overwrite or None, audit=audit or None,
-        fail_on_leak=fail_on_leak,
-        **_place_overrides(areas, geofence, telemetry, area_margin, camera_pitch, camera_yaw, hfov, ground_alt,
-                           telemetry_gaps),
-    )
+    cfg = load_config(config).with_overrides(**_config_overrides(locals()))
     _warn_weak_strength(cfg)
     places = Places.from_config(cfg)  # a bad areas or GeoJSON file is one line before anything loads
     jobs = plan_jobs(inputs, output)
@@ -403,12 +414,7 @@ def batch(
     from deidcli.config import load_config
     from deidcli.progress import FrameProgress
 
-    cfg = load_config(config).with_overrides(
-        targets=targets, method=method, strength=strength, body_model=body_model, vehicle_model=vehicle_model, plate_model=plate_model,
-        device=device, strip_metadata=strip_metadata or None, audit=audit or None, fail_on_leak=fail_on_leak,
-        **_place_overrides(areas, geofence, None, area_margin, camera_pitch, camera_yaw, hfov, ground_alt,
-                           telemetry_gaps),
-    )
+    cfg = load_config(config).with_overrides(**_config_overrides(locals()))
     check_batch(source, output, engine, jobs)
     _warn_weak_strength(cfg)
     # Models load here, so a missing one is one line before any progress bar (workers load their own).
@@ -470,11 +476,7 @@ def detect(
 
     if not video.is_file():
         raise InputNotFoundError(f"{video}: no such file")
-    cfg = load_config(config).with_overrides(
-        detector=detector, threshold=threshold, scale=scale, tile=tile, tile_every=tile_every, detect_every=detect_every,
-        detect_batch=detect_batch, track=track, overwrite=overwrite or None,
-        targets=targets, body_model=body_model, vehicle_model=vehicle_model, plate_model=plate_model,
-    )
+    cfg = load_config(config).with_overrides(**_config_overrides(locals()))
     dst = output or video.with_name(video.name + ".detections.jsonl")
     with FrameProgress(enabled=not quiet) as bar:
         r = detect_video(video, dst, FrameAnonymizer.from_config(cfg), cfg, bar.start, bar.advance)
@@ -515,8 +517,7 @@ def areas_sheet(
 
     if not video.is_file():
         raise InputNotFoundError(f"{video}: no such file")
-    cfg = load_config(config).with_overrides(**_place_overrides(
-        areas, geofence, telemetry, area_margin, camera_pitch, camera_yaw, hfov, ground_alt, None))
+    cfg = load_config(config).with_overrides(**_config_overrides(locals(), _PLACE_OPTIONS))
     places = Places.from_config(cfg)
     if places is None:
         raise ConfigError("deid areas needs --areas or --geofence: the places to show")
