@@ -21,7 +21,7 @@ import numpy as np
 
 from deidcli.detection import build_detector
 from deidcli.detections import Detections
-from deidcli.evaluation.recognizer import FaceNetRecognizer, embed_faces
+from deidcli.recognition.recognizer import FaceNetRecognizer, embed_faces
 from deidcli.methods import get_method
 from deidcli.methods.regions import RegionStyle, anonymize_frame
 from deidcli.photos import load_photos

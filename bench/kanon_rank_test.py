@@ -18,7 +18,7 @@ import torch
 from deidcli.detection import build_detector
 from deidcli.evaluation.adversarial_eval import Faces
 from deidcli.evaluation.kanon_test import k_anonymity_rank_test
-from deidcli.evaluation.recognizer import FaceNetRecognizer
+from deidcli.recognition.recognizer import FaceNetRecognizer
 from deidcli.methods import adversarial as adv
 from deidcli.photos import load_photos
 

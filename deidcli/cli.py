@@ -50,11 +50,74 @@ def _parse_color(value: str | None) -> tuple[float, float, float] | None:
     return tuple(v / 255 for v in rgb)
 
 
-# Detection options declared once, shared by `deid run` and `deid detect`
+# Options shared by several commands, each declared once. Where two commands' help texts differed, the fuller one
+# is kept, worded so that it is true of every command that takes the option.
+ConfigOpt = Annotated[Optional[Path], typer.Option(
+    "--config", help="YAML preset (configs/: broadcast.yaml, dataset.yaml, preview.yaml); flags override it.")]
+QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")]
+OverwriteOpt = Annotated[bool, typer.Option("--overwrite", help="Replace existing outputs.")]
+
+# What to anonymize, and how: `deid run`, `deid batch` (and the models, `deid detect`)
+TargetsOpt = Annotated[Optional[str], typer.Option(
+    help="What to anonymize: face (default), body, plate, vehicle, or a list: face,plate.")]
+MethodOpt = Annotated[Optional[str], typer.Option(
+    "--method", "-m", help="No face left, nothing natural: frost (default: blur + grain), blur, pixelate, noise, "
+    "impulse, solid, svd. A face-like look (eigenfaces): pca, ksame, hypersphere. A natural face, made or a donor's: "
+    "autoencoder, autoencoder-ap, gan, replace. The real face, hidden from machines only: ifgvm (recognizers), "
+    "dedetect (detectors); slow on a CPU: ifgvm 2-19 s a face, dedetect 9-42 s a 512 px frame and 2.5 min a "
+    "1382x1868 photo (2 cores; deid run's progress bar shows seconds a frame); both are checked in the file written "
+    "(a video is decoded again and refused, exit 14, where the encoder undid them: use --crf 0). Per target: "
+    "face=frost,plate=solid.")]
+StrengthOpt = Annotated[Optional[str], typer.Option(
+    help="The method's knob at a 112 px face: frost/blur sigma px, pixelate cell px, noise std, impulse density, "
+         "solid opacity, svd rank, pca eigenfaces, hypersphere radius, ksame k; per target: face=24,plate=1.")]
+BodyModelOpt = Annotated[Optional[str], typer.Option(
+    help="Body model: yolox-nano (default: YOLOX-nano, COCO, Apache-2.0, inside deid: nothing to fetch); "
+         "frcnn-mobilenet or frcnn-resnet50 (more accurate on small people, many times slower), torchvision's COCO "
+         "detectors (BSD), fetched once from the PyTorch site; or a YOLO model (yolo extra): a name Ultralytics "
+         "downloads (yolo11n.pt) or a path. No COCO model finds people seen from straight above: give an aerial "
+         "model's path.")]
+VehicleModelOpt = Annotated[Optional[str], typer.Option(
+    help="Vehicle model (cars, motorcycles, buses, trucks as whole boxes): as --body-model, default yolox-nano; a "
+         "YOLO model must know COCO's classes.")]
+PlateModelOpt = Annotated[Optional[str], typer.Option(
+    help="Licence-plate models, a comma list whose boxes are merged: safelicensing (default, inside deid: nothing to "
+         "fetch); platedet (AGPL-3.0, fetched once from its wheel on PyPI; finds the rotated plates at a fisheye's "
+         "edge that safelicensing misses: --plate-model safelicensing,platedet); or YOLO .pt/.onnx paths (yolo "
+         "extra).")]
+
+# Detection: `deid run` and `deid detect`
+DetectorOpt = Annotated[Optional[str], typer.Option(help="centerface (default) or mtcnn.")]
+ThresholdOpt = Annotated[Optional[str], typer.Option(
+    help="Detection score threshold (centerface 0.2, mtcnn 0.7, yolox 0.1, torchvision 0.3, YOLO 0.25), or per "
+         "target: face=0.3,plate=0.4. Lower finds more.")]
+ScaleOpt = Annotated[Optional[str], typer.Option(
+    help="Inference scale: 'auto' (longest side capped at 960 px) or a factor, e.g. 1 for small faces.")]
+TileOpt = Annotated[Optional[str], typer.Option(
+    help="Sliced inference for small faces: auto (frames over 1920 px), off, or WxH tiles.")]
 TileEveryOpt = Annotated[Optional[int], typer.Option(
     help="Run the tiles (small faces in large frames) on every N-th frame (default 0: every 0.4 s; 1: every frame, "
          "at most 60); between, the faces they found are interpolated or searched for in crops around them. The "
          "frames between are held in memory: 37 MB each at 4K.")]
+DetectEveryOpt = Annotated[Optional[int], typer.Option(
+    help="Detect the whole of every N-th frame (default 2, at most 8); a frame between gets the faces both sides "
+         "found, interpolated, and is searched in crops around every other face or near miss either side had. 1: "
+         "every frame.")]
+DetectBatchOpt = Annotated[Optional[int], typer.Option(
+    help="Frames per face-detector pass, read ahead (0: auto, 1 on the CPU, 8 on a GPU, where one pass over 8 frames "
+         "costs little more than over one).")]
+TrackOpt = Annotated[Optional[bool], typer.Option(
+    "--track/--no-track", help="Track faces and cover the frames the detector missed (default on).")]
+
+# Output and checks: `deid run` and `deid batch`
+DeviceOpt = Annotated[Optional[str], typer.Option(help="auto, cpu or cuda.")]
+StripMetadataOpt = Annotated[bool, typer.Option(
+    "--strip-metadata", help="Drop global and stream metadata (GPS included) and data streams.")]
+AuditOpt = Annotated[bool, typer.Option(
+    "--audit", help="Run `deid audit` on each finished video (slow); its leak rate goes in the report (deid batch: "
+                    "in the manifest).")]
+FailOnLeakOpt = Annotated[Optional[float], typer.Option(
+    help="Audit each video; exit 11 when a leak rate is above this (0 = any leak): a CI gate.")]
 
 
 # Places: declared once, shared by `deid run`, `deid batch` and `deid areas`
@@ -86,12 +149,34 @@ TelemetryGapsOpt = Annotated[Optional[str], typer.Option(
     "(default, exit 15, nothing written) or mask (those frames masked whole, listed in the report).")]
 
 
-def _place_overrides(areas, geofence, telemetry, area_margin, camera_pitch, camera_yaw, hfov, ground_alt,
-                     telemetry_gaps) -> dict:
-    """The configuration keys of the place options."""
-    return dict(areas=str(areas) if areas else None, geofence=str(geofence) if geofence else None,
-                telemetry=str(telemetry) if telemetry else None, area_margin=area_margin, camera_pitch=camera_pitch,
-                camera_yaw=camera_yaw, hfov=hfov, ground_alt=ground_alt, telemetry_gaps=telemetry_gaps)
+def _path(value: Path | None) -> str | None:
+    return str(value) if value else None
+
+
+def _flag(value: bool) -> bool | None:
+    """An option's flag left off leaves the preset's value (``None`` overrides nothing)."""
+    return value or None
+
+
+_PLACE_OPTIONS = ("areas", "geofence", "telemetry", "area_margin", "camera_pitch", "camera_yaw", "hfov", "ground_alt",
+                  "telemetry_gaps")
+# Every option that sets a configuration key (deid run has them all, deid batch and deid detect some)
+_CONFIG_OPTIONS = (
+    "targets", "body_model", "vehicle_model", "plate_model", "method", "strength", "basis", "model", "donors",
+    "consented", "consent_distance", "mask_shape", "mask_scale", "color", "detector", "threshold", "scale", "tile",
+    "tile_scale", "tile_every", "detect_every", "detect_batch", "track", "lookahead", "hold", "device", "codec", "crf",
+    "preset", "exact_size", "seed", "strip_metadata", "overwrite", "audit", "fail_on_leak", *_PLACE_OPTIONS)
+_CONFIG_KEY = {"lookahead": "lookahead_s", "hold": "hold_s"}  # where the key is not the option's name
+_TO_CONFIG = {"donors": _path, "consented": _path, "areas": _path, "geofence": _path, "telemetry": _path,
+              "color": _parse_color, "exact_size": _flag, "strip_metadata": _flag, "overwrite": _flag, "audit": _flag}
+
+
+def _config_overrides(options: dict, names: tuple[str, ...] = _CONFIG_OPTIONS) -> dict:
+    """The configuration keys a command's options set, for ``DeidConfig.with_overrides``: ``options`` is the
+    command's ``locals()`` (no other local may bear one of ``names``); each of ``names`` the command takes is
+    converted (paths to text, colours to RGB, flags left off to ``None``) and given its key (--lookahead sets
+    lookahead_s)."""
+    return {_CONFIG_KEY.get(n, n): _TO_CONFIG.get(n, lambda v: v)(options[n]) for n in names if n in options}
 
 
 @app.command("run")
@@ -101,27 +186,10 @@ def run(
         Optional[Path],
         typer.Option("-o", "--output", help="Output file (one input) or folder. Default: NAME_anonymized.EXT beside each input."),
     ] = None,
-    config: Annotated[Optional[Path], typer.Option("--config", help="YAML preset (see configs/); flags override it.")] = None,
-    targets: Annotated[
-        Optional[str], typer.Option(help="What to anonymize: face (default), body, plate, vehicle, or a list: face,plate.")
-    ] = None,
-    method: Annotated[
-        Optional[str],
-        typer.Option("--method", "-m", help="No face left, nothing natural: frost (default: blur + grain), blur, "
-                     "pixelate, noise, impulse, solid, svd. A face-like look (eigenfaces): pca, ksame, hypersphere. "
-                     "A natural face, made or a donor's: autoencoder, autoencoder-ap, gan, replace. The real "
-                     "face, hidden from machines only: ifgvm (recognizers), dedetect (detectors); slow on a CPU: "
-                     "ifgvm 2-19 s a face, dedetect 9-42 s a 512 px frame and 2.5 min a 1382x1868 photo "
-                     "(2 cores; the progress bar shows seconds a frame); both are checked in the file written (a "
-                     "video is decoded again and refused, exit 14, where the encoder undid them: use --crf 0). "
-                     "Per target: face=frost,plate=solid."),
-    ] = None,
-    strength: Annotated[
-        Optional[str],
-        typer.Option(help="The method's knob at a 112 px face: frost/blur sigma px, pixelate cell px, noise std, "
-                     "impulse density, solid opacity, svd rank, pca eigenfaces, hypersphere radius, ksame k; "
-                     "per target: face=24,plate=1."),
-    ] = None,
+    config: ConfigOpt = None,
+    targets: TargetsOpt = None,
+    method: MethodOpt = None,
+    strength: StrengthOpt = None,
     basis: Annotated[
         Optional[str],
         typer.Option(help="Eigenface basis for pca, hypersphere and ksame, from 'deid fit pca' (default: bundled)."),
@@ -149,63 +217,27 @@ def run(
         help="Grow each face box by this factor (2.0: the head; hair and ears left in view still identify people).")
     ] = None,
     color: Annotated[Optional[str], typer.Option(help="Fill colour for solid: black, white, grey or R,G,B.")] = None,
-    detector: Annotated[Optional[str], typer.Option(help="centerface (default) or mtcnn.")] = None,
-    threshold: Annotated[
-        Optional[str],
-        typer.Option(help="Detection score threshold (centerface 0.2, mtcnn 0.7, yolox 0.1, torchvision 0.3, YOLO 0.25), or per target: "
-                     "face=0.3,plate=0.4. Lower finds more."),
-    ] = None,
-    body_model: Annotated[
-        Optional[str],
-        typer.Option(help="Body model: yolox-nano (default: YOLOX-nano, COCO, Apache-2.0, inside deid: nothing to "
-                          "fetch); frcnn-mobilenet or frcnn-resnet50 (more accurate on small people, many times "
-                          "slower), torchvision's COCO detectors (BSD), fetched once from the PyTorch site; or a YOLO "
-                          "model (yolo extra): a name Ultralytics downloads (yolo11n.pt) or a path. No COCO model "
-                          "finds people seen from straight above: give an aerial model's path."),
-    ] = None,
-    vehicle_model: Annotated[
-        Optional[str],
-        typer.Option(help="Vehicle model (cars, motorcycles, buses, trucks as whole boxes): as --body-model, "
-                          "default yolox-nano; a YOLO model must know COCO's classes."),
-    ] = None,
-    plate_model: Annotated[Optional[str], typer.Option(
-        help="Licence-plate models: safelicensing, platedet (both by default, boxes merged: one reads flat plates, "
-             "the other rotated ones at a fisheye's edge), fetched once from their wheels on PyPI, or YOLO .pt/.onnx "
-             "paths; a comma list. Needs the yolo extra.")] = None,
-    scale: Annotated[
-        Optional[str],
-        typer.Option(help="Inference scale: 'auto' (longest side capped at 960 px) or a factor, e.g. 1 for small faces."),
-    ] = None,
-    tile: Annotated[
-        Optional[str],
-        typer.Option(help="Sliced inference for small faces: auto (frames over 1920 px), off, or WxH tiles."),
-    ] = None,
+    detector: DetectorOpt = None,
+    threshold: ThresholdOpt = None,
+    body_model: BodyModelOpt = None,
+    vehicle_model: VehicleModelOpt = None,
+    plate_model: PlateModelOpt = None,
+    scale: ScaleOpt = None,
+    tile: TileOpt = None,
     tile_scale: Annotated[
         Optional[float], typer.Option(help="Enlarge tiles by this before detection (2 finds faces of ~6 px; slower).")
     ] = None,
     tile_every: TileEveryOpt = None,
-    detect_every: Annotated[
-        Optional[int],
-        typer.Option(help="Detect the whole of every N-th frame (default 2, at most 8); a frame between gets the "
-                          "faces both sides found, interpolated, and is searched in crops around every other face or "
-                          "near miss either side had. 1: every frame."),
-    ] = None,
-    detect_batch: Annotated[
-        Optional[int],
-        typer.Option(help="Frames per face-detector pass, read ahead (0: auto, 1 on the CPU, 8 on a GPU, where one "
-                          "pass over 8 frames costs little more than over one)."),
-    ] = None,
-    track: Annotated[
-        Optional[bool],
-        typer.Option("--track/--no-track", help="Track faces and cover the frames the detector missed (default on)."),
-    ] = None,
+    detect_every: DetectEveryOpt = None,
+    detect_batch: DetectBatchOpt = None,
+    track: TrackOpt = None,
     lookahead: Annotated[
         Optional[float], typer.Option(help="Seconds held back to fill detection gaps backwards (default 0.5).")
     ] = None,
     hold: Annotated[
         Optional[float], typer.Option(help="Seconds a lost face stays covered, and a new one is covered early (0.2).")
     ] = None,
-    device: Annotated[Optional[str], typer.Option(help="auto, cpu or cuda.")] = None,
+    device: DeviceOpt = None,
     codec: Annotated[Optional[str], typer.Option(help="Video encoder (libx264, libx265, h264_nvenc...).")] = None,
     crf: Annotated[Optional[int], typer.Option(help="Encoder quality, lower is better (default 18, visually lossless).")] = None,
     preset: Annotated[Optional[str], typer.Option(help="x264/x265 preset (default veryfast).")] = None,
@@ -214,17 +246,12 @@ def run(
                              "QuickTime do not play it); by default padded to even sides in 4:2:0, the true size "
                              "recorded as a clean aperture in MP4/MOV.")] = False,
     seed: Annotated[Optional[int], typer.Option(help="Seed for the noise methods.")] = None,
-    strip_metadata: Annotated[
-        bool, typer.Option("--strip-metadata", help="Drop global and stream metadata (GPS included) and data streams.")
-    ] = False,
-    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace existing outputs.")] = False,
-    audit: Annotated[bool, typer.Option("--audit", help="Run `deid audit` on each finished video (slow).")] = False,
-    fail_on_leak: Annotated[
-        Optional[float],
-        typer.Option(help="Audit each video; exit 11 when its leak rate is above this (0 = any leak): a CI gate."),
-    ] = None,
+    strip_metadata: StripMetadataOpt = False,
+    overwrite: OverwriteOpt = False,
+    audit: AuditOpt = False,
+    fail_on_leak: FailOnLeakOpt = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print the report as JSON on stdout (for scripts, CI).")] = False,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+    quiet: QuietOpt = False,
     report: Annotated[Optional[Path], typer.Option(help="Write a JSON report of the run here.")] = None,
     detections: Annotated[
         Optional[Path],
@@ -258,18 +285,7 @@ def run(
     from deidcli.report import build_report, write_report
 
     t0 = time.perf_counter()
-    cfg = load_config(config).with_overrides(
-        targets=targets, body_model=body_model, vehicle_model=vehicle_model, plate_model=plate_model, method=method, strength=strength, basis=basis,
-        model=model, donors=str(donors) if donors else None,
-        consented=str(consented) if consented else None, consent_distance=consent_distance, mask_shape=mask_shape, mask_scale=mask_scale, color=_parse_color(color),
-        detector=detector, threshold=threshold, scale=scale, tile=tile, tile_scale=tile_scale, tile_every=tile_every, device=device,
-        detect_every=detect_every, detect_batch=detect_batch, track=track, lookahead_s=lookahead,
-        hold_s=hold, codec=codec, crf=crf, preset=preset, exact_size=exact_size or None,
-        seed=seed, strip_metadata=strip_metadata or None, overwrite=overwrite or None, audit=audit or None,
-        fail_on_leak=fail_on_leak,
-        **_place_overrides(areas, geofence, telemetry, area_margin, camera_pitch, camera_yaw, hfov, ground_alt,
-                           telemetry_gaps),
-    )
+    cfg = load_config(config).with_overrides(**_config_overrides(locals()))
     _warn_weak_strength(cfg)
     places = Places.from_config(cfg)  # a bad areas or GeoJSON file is one line before anything loads
     jobs = plan_jobs(inputs, output)
@@ -286,7 +302,7 @@ def run(
                            places=places)
     leaked = []
     if cfg.audit or cfg.fail_on_leak is not None:
-        from deidcli.evaluation.audit import audit_output
+        from deidcli.audit import audit_output
 
         for r in results:
             if r.status == "ok" and r.kind == "video":
@@ -351,9 +367,7 @@ def _warn_weak_strength(cfg) -> None:
 def batch(
     source: Annotated[Path, typer.Argument(help="Folder to anonymize, searched recursively.")],
     output: Annotated[Path, typer.Option("-o", "--output", help="Destination folder; the source tree is mirrored in it.")],
-    config: Annotated[
-        Optional[Path], typer.Option("--config", help="YAML preset: configs/broadcast.yaml, dataset.yaml, preview.yaml.")
-    ] = None,
+    config: ConfigOpt = None,
     jobs: Annotated[int, typer.Option("--jobs", "-j", help="Files processed at once, each with its own models.")] = 1,
     engine: Annotated[str, typer.Option(help="local (this machine) or ray (a Ray cluster, or Ray on this machine).")] = "local",
     address: Annotated[
@@ -363,22 +377,18 @@ def batch(
     copy_others: Annotated[
         bool, typer.Option("--copy-others", help="Copy files that are not media into the destination too.")
     ] = False,
-    targets: Annotated[Optional[str], typer.Option(help="face (default), body, plate, vehicle, or a list.")] = None,
-    method: Annotated[Optional[str], typer.Option("--method", "-m", help="Method, or per target.")] = None,
-    strength: Annotated[Optional[str], typer.Option(help="The method's strength, or per target.")] = None,
-    body_model: Annotated[Optional[str], typer.Option(help="Body model: yolox-nano (default, inside deid), frcnn-mobilenet or frcnn-resnet50 (torchvision COCO, BSD, fetched once), or a YOLO name or path (yolo extra).")] = None,
-    vehicle_model: Annotated[Optional[str], typer.Option(help="Vehicle model (COCO cars, motorcycles, buses, trucks): as --body-model.")] = None,
-    plate_model: Annotated[Optional[str], typer.Option(help="Licence-plate models: safelicensing,platedet (default), or YOLO paths.")] = None,
-    device: Annotated[Optional[str], typer.Option(help="auto, cpu or cuda.")] = None,
-    strip_metadata: Annotated[
-        bool, typer.Option("--strip-metadata", help="Drop metadata (GPS included) and data streams.")
-    ] = False,
-    audit: Annotated[bool, typer.Option("--audit", help="Audit each finished video; leak rate in the manifest.")] = False,
-    fail_on_leak: Annotated[
-        Optional[float], typer.Option(help="Audit each video; exit 11 when a leak rate is above this (0 = any leak).")
-    ] = None,
+    targets: TargetsOpt = None,
+    method: MethodOpt = None,
+    strength: StrengthOpt = None,
+    body_model: BodyModelOpt = None,
+    vehicle_model: VehicleModelOpt = None,
+    plate_model: PlateModelOpt = None,
+    device: DeviceOpt = None,
+    strip_metadata: StripMetadataOpt = False,
+    audit: AuditOpt = False,
+    fail_on_leak: FailOnLeakOpt = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print a JSON summary on stdout.")] = False,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+    quiet: QuietOpt = False,
     areas: AreasOpt = None,
     geofence: GeofenceOpt = None,
     area_margin: AreaMarginOpt = None,
@@ -404,12 +414,7 @@ def batch(
     from deidcli.config import load_config
     from deidcli.progress import FrameProgress
 
-    cfg = load_config(config).with_overrides(
-        targets=targets, method=method, strength=strength, body_model=body_model, vehicle_model=vehicle_model, plate_model=plate_model,
-        device=device, strip_metadata=strip_metadata or None, audit=audit or None, fail_on_leak=fail_on_leak,
-        **_place_overrides(areas, geofence, None, area_margin, camera_pitch, camera_yaw, hfov, ground_alt,
-                           telemetry_gaps),
-    )
+    cfg = load_config(config).with_overrides(**_config_overrides(locals()))
     check_batch(source, output, engine, jobs)
     _warn_weak_strength(cfg)
     # Models load here, so a missing one is one line before any progress bar (workers load their own).
@@ -442,25 +447,21 @@ def detect(
     output: Annotated[
         Optional[Path], typer.Option("-o", "--output", help="JSON lines file. Default: VIDEO.detections.jsonl.")
     ] = None,
-    config: Annotated[Optional[Path], typer.Option("--config", help="YAML preset; flags override it.")] = None,
-    detector: Annotated[Optional[str], typer.Option(help="centerface (default) or mtcnn.")] = None,
-    threshold: Annotated[Optional[str], typer.Option(help="Detection score threshold, or per target.")] = None,
-    targets: Annotated[Optional[str], typer.Option(help="face (default), body, plate, vehicle, or a list.")] = None,
-    body_model: Annotated[Optional[str], typer.Option(help="Body model: yolox-nano (default, inside deid), frcnn-mobilenet or frcnn-resnet50 (torchvision COCO, BSD, fetched once), or a YOLO name or path (yolo extra).")] = None,
-    vehicle_model: Annotated[Optional[str], typer.Option(help="Vehicle model (COCO cars, motorcycles, buses, trucks): as --body-model.")] = None,
-    plate_model: Annotated[Optional[str], typer.Option(help="Licence-plate models: safelicensing,platedet (default), or YOLO paths.")] = None,
-    scale: Annotated[Optional[str], typer.Option(help="Inference scale: 'auto' or a factor.")] = None,
-    tile: Annotated[Optional[str], typer.Option(help="Sliced inference: auto, off or WxH.")] = None,
+    config: ConfigOpt = None,
+    detector: DetectorOpt = None,
+    threshold: ThresholdOpt = None,
+    targets: TargetsOpt = None,
+    body_model: BodyModelOpt = None,
+    vehicle_model: VehicleModelOpt = None,
+    plate_model: PlateModelOpt = None,
+    scale: ScaleOpt = None,
+    tile: TileOpt = None,
     tile_every: TileEveryOpt = None,
-    detect_every: Annotated[
-        Optional[int], typer.Option(help="Detect every N-th frame where both sides agree (default 2; 1: every one).")
-    ] = None,
-    detect_batch: Annotated[
-        Optional[int], typer.Option(help="Frames per face-detector pass (0: auto, 1 on the CPU, 8 on a GPU).")
-    ] = None,
-    track: Annotated[Optional[bool], typer.Option("--track/--no-track", help="Track and fill gaps (default on).")] = None,
-    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing file.")] = False,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+    detect_every: DetectEveryOpt = None,
+    detect_batch: DetectBatchOpt = None,
+    track: TrackOpt = None,
+    overwrite: OverwriteOpt = False,
+    quiet: QuietOpt = False,
 ) -> None:
     """Write per-frame boxes, scores, classes and track ids without writing video.
 
@@ -475,11 +476,7 @@ def detect(
 
     if not video.is_file():
         raise InputNotFoundError(f"{video}: no such file")
-    cfg = load_config(config).with_overrides(
-        detector=detector, threshold=threshold, scale=scale, tile=tile, tile_every=tile_every, detect_every=detect_every,
-        detect_batch=detect_batch, track=track, overwrite=overwrite or None,
-        targets=targets, body_model=body_model, vehicle_model=vehicle_model, plate_model=plate_model,
-    )
+    cfg = load_config(config).with_overrides(**_config_overrides(locals()))
     dst = output or video.with_name(video.name + ".detections.jsonl")
     with FrameProgress(enabled=not quiet) as bar:
         r = detect_video(video, dst, FrameAnonymizer.from_config(cfg), cfg, bar.start, bar.advance)
@@ -503,10 +500,10 @@ def areas_sheet(
     ground_alt: GroundAltOpt = None,
     every: Annotated[float, typer.Option(help="Seconds between the frames shown.")] = 2.0,
     columns: Annotated[int, typer.Option(help="Frames per row.")] = 4,
-    config: Annotated[Optional[Path], typer.Option("--config", help="YAML preset; flags override it.")] = None,
+    config: ConfigOpt = None,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing sheet.")] = False,
     json_out: Annotated[bool, typer.Option("--json", help="Print the places' report as JSON on stdout.")] = False,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+    quiet: QuietOpt = False,
 ) -> None:
     """Check where areas and geofence zones land before a long render: a contact sheet of frames every few
     seconds, each place outlined with its state (green placed, cyan tracked on the ground, orange uncertain and
@@ -520,8 +517,7 @@ def areas_sheet(
 
     if not video.is_file():
         raise InputNotFoundError(f"{video}: no such file")
-    cfg = load_config(config).with_overrides(**_place_overrides(
-        areas, geofence, telemetry, area_margin, camera_pitch, camera_yaw, hfov, ground_alt, None))
+    cfg = load_config(config).with_overrides(**_config_overrides(locals(), _PLACE_OPTIONS))
     places = Places.from_config(cfg)
     if places is None:
         raise ConfigError("deid areas needs --areas or --geofence: the places to show")
@@ -562,7 +558,7 @@ def audit(
         bool, typer.Option("--confirm/--no-confirm", help="Have MTCNN confirm low-scored candidate faces (default on).")
     ] = True,
     every: Annotated[int, typer.Option(help="Check every N-th frame.")] = 1,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+    quiet: QuietOpt = False,
 ) -> None:
     """Check a finished output independently: is any face of the original still visible in it?
 
@@ -575,7 +571,7 @@ def audit(
 
     from deidcli.detection import build_detector
     from deidcli.errors import InputNotFoundError
-    from deidcli.evaluation.audit import Confirmer, audit_video, contact_sheet
+    from deidcli.audit import Confirmer, audit_video, contact_sheet
     from deidcli.progress import FrameProgress
     from deidcli.video import VideoReader
 
@@ -585,7 +581,7 @@ def audit(
     total = VideoReader(original).info.frames or None
     rec = None
     if recognizer:
-        from deidcli.evaluation.recognizer import DlibRecognizer
+        from deidcli.recognition.recognizer import DlibRecognizer
 
         rec = DlibRecognizer()
     det = build_detector(detector, threshold=min(min_score, 0.5))
@@ -656,7 +652,7 @@ def evaluate_cmd(
         "--full-sweep", help="Measure every strength; by default a sweep (weak to strong) ends once two settings "
                              "in a row protect.")] = False,
     json_out: Annotated[bool, typer.Option("--json", help="Print the results as JSON on stdout.")] = False,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+    quiet: QuietOpt = False,
 ) -> None:
     """Measure each method's privacy (identification, verification, de-detection) against its image quality.
 
@@ -675,7 +671,7 @@ def evaluate_cmd(
     from deidcli.detection import build_detector
     from deidcli.evaluation.evaluate import SWEEPS, evaluate, sweep_of
     from deidcli.evaluation.evaluation_report import write_all
-    from deidcli.evaluation.recognizer import build_recognizer
+    from deidcli.recognition.recognizer import build_recognizer
     from deidcli.evaluation.split import SPLITS
     from deidcli.methods import METHODS
     from deidcli.photos import photo_files
@@ -827,7 +823,6 @@ _TrainOutput = Annotated[Optional[Path], typer.Option(
 _TrainSteps = Annotated[Optional[int], typer.Option(help="Training steps (default: the default model's).")]
 _TrainSeed = Annotated[int, typer.Option(help="Seed: the same seed gives the same model.")]
 _TrainOverwrite = Annotated[bool, typer.Option("--overwrite", help="Replace an existing model file.")]
-_TrainQuiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")]
 
 
 @train_app.command("autoencoder")
@@ -837,7 +832,7 @@ def train_autoencoder_cmd(
     steps: _TrainSteps = None,
     seed: _TrainSeed = 0,
     overwrite: _TrainOverwrite = False,
-    quiet: _TrainQuiet = False,
+    quiet: QuietOpt = False,
 ) -> None:
     """Train the encoder of --method autoencoder for the DCGAN face decoder (methods.md 2.4).
 
@@ -854,7 +849,7 @@ def train_autoencoder_ap_cmd(
     steps: _TrainSteps = None,
     seed: _TrainSeed = 0,
     overwrite: _TrainOverwrite = False,
-    quiet: _TrainQuiet = False,
+    quiet: QuietOpt = False,
 ) -> None:
     """Fine-tune the autoencoder's encoder for --method autoencoder-ap (Nousi et al., methods.md 3).
 
@@ -871,7 +866,7 @@ def train_gan_cmd(
     steps: _TrainSteps = None,
     seed: _TrainSeed = 0,
     overwrite: _TrainOverwrite = False,
-    quiet: _TrainQuiet = False,
+    quiet: QuietOpt = False,
 ) -> None:
     """Train the conditioned generator of --method gan: x_p = m D(C([L(x), (1 - m) x], t)) + (1 - m) x (methods.md 4).
 

@@ -18,8 +18,8 @@ import numpy as np
 from deidcli.detection import FaceDetector
 from deidcli.detections import Detections
 from deidcli.errors import ConfigError
-from deidcli.evaluation.recognizer import DlibRecognizer, Recognizer, embed_faces
 from deidcli.photos import load_photos
+from deidcli.recognition.recognizer import DlibRecognizer, Recognizer, embed_faces
 
 MIN_FACE_PX = 40  # below this height dlib's landmarks are guesses: such faces are always anonymized
 

@@ -39,7 +39,7 @@ from deidcli.evaluation.evaluate import (
     protect_summary,
     protects,
 )
-from deidcli.evaluation.recognizer import build_recognizer
+from deidcli.recognition.recognizer import build_recognizer
 from deidcli.evaluation.split import split_identities
 from deidcli.methods import METHODS
 from deidcli.methods.registry import PROTECTIVE_DEFAULTS

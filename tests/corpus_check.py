@@ -221,7 +221,7 @@ def problems(src: Path, dst: Path, converted: dict[str, str] | None = None, stri
     # pictures: every video stream
     from deidcli.detection import build_detector
 
-    from deidcli.evaluation.audit import Confirmer
+    from deidcli.audit import Confirmer
 
     detector = detector or build_detector("centerface", 0.3, "cpu")
     confirmer = confirmer or Confirmer()

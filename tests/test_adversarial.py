@@ -179,7 +179,7 @@ def test_ifgvm_through_deid_run_on_a_photo(tmp_path):
     from conftest import run_deid, shared
     from deidcli.detection import build_detector
     from deidcli.evaluation.quality import box_region, psnr
-    from deidcli.evaluation.recognizer import FaceNetRecognizer, embed_faces
+    from deidcli.recognition.recognizer import FaceNetRecognizer, embed_faces
 
     src = shared("identities", "img2.jpg")
     small = tmp_path / "face.png"
@@ -396,7 +396,7 @@ def test_ifgvm_on_video_never_publishes_a_face_facenet_matches_again(tmp_path, c
 
     from conftest import run_deid
     from deidcli.detection import build_detector
-    from deidcli.evaluation.recognizer import FaceNetRecognizer, embed_faces
+    from deidcli.recognition.recognizer import FaceNetRecognizer, embed_faces
 
     clip, out = _three_frames(tmp_path), tmp_path / "out.mp4"
     r = run_deid("run", clip, "-o", out, "--method", "ifgvm", "--crf", str(crf), "-q", "--json")

@@ -32,6 +32,26 @@ def test_flags_override_preset():
     assert cfg.with_overrides(method="pixelate").strip_metadata, "None leaves the preset's value"
 
 
+def test_every_option_that_sets_a_key_reaches_the_config():
+    """The commands pass their options to the configuration through one table (cli._config_overrides): an option
+    left out of it would be parsed and then silently ignored."""
+    import inspect
+    from dataclasses import fields
+
+    from deidcli import cli
+
+    keys = {f.name for f in fields(DeidConfig)}
+    assert {cli._CONFIG_KEY.get(n, n) for n in cli._CONFIG_OPTIONS} <= keys
+    for command in (cli.run, cli.batch, cli.detect):
+        params = set(inspect.signature(command).parameters)
+        assert {p for p in params if p in keys or p in cli._CONFIG_KEY} <= set(cli._CONFIG_OPTIONS), command.__name__
+    overrides = cli._config_overrides({"lookahead": 0.7, "color": "white", "audit": False, "donors": Path("d"),
+                                       "output": Path("o.mp4"), "hfov": 70.0}, cli._CONFIG_OPTIONS)
+    assert overrides == {"lookahead_s": 0.7, "color": (1.0, 1.0, 1.0), "audit": None, "donors": "d", "hfov": 70.0}
+    assert cli._config_overrides({"areas": Path("a.json"), "overwrite": True}, cli._PLACE_OPTIONS) == {
+        "areas": "a.json"}
+
+
 @pytest.mark.parametrize(
     "values",
     [{"mask_scale": 0.5}, {"crf": 99}, {"scale": "big"}, {"device": "tpu"}, {"tile": "12x12"}, {"threshold": 1.5},

@@ -38,7 +38,7 @@ def _param(c: Case):
 def judges():
     """The corpus check's detector and confirmer, loaded once."""
     from deidcli.detection import build_detector
-    from deidcli.evaluation.audit import Confirmer
+    from deidcli.audit import Confirmer
 
     return build_detector("centerface", 0.3, "cpu"), Confirmer()
 

@@ -66,8 +66,8 @@ def test_region_quality_equals_whole_image_quality(box):
 
 
 def test_facenet_weights_load_from_a_file(tmp_path):
-    from deidcli.evaluation.inception_resnet_v1 import InceptionResnetV1
-    from deidcli.evaluation.recognizer import FaceNetRecognizer
+    from deidcli.recognition.inception_resnet_v1 import InceptionResnetV1
+    from deidcli.recognition.recognizer import FaceNetRecognizer
 
     torch.manual_seed(0)
     torch.save(InceptionResnetV1().state_dict(), tmp_path / "w.pt")
@@ -80,11 +80,11 @@ def test_facenet_weights_load_from_a_file(tmp_path):
 
 
 def test_facenet_offline_without_weights_is_a_clear_error(tmp_path, monkeypatch):
-    from deidcli.evaluation.recognizer import FaceNetRecognizer
+    from deidcli.recognition.recognizer import FaceNetRecognizer
 
     from dataclasses import replace
 
-    from deidcli.evaluation import facenet_convert
+    from deidcli.recognition import facenet_convert
 
     monkeypatch.setenv("DEID_CACHE", str(tmp_path))  # no cached download
 
@@ -103,7 +103,7 @@ def test_facenet_offline_without_weights_is_a_clear_error(tmp_path, monkeypatch)
 
 def test_dlib_recognizer_matches_the_same_person_on_crops():
     from deidcli.detection import build_detector
-    from deidcli.evaluation.recognizer import DlibRecognizer, embed_faces
+    from deidcli.recognition.recognizer import DlibRecognizer, embed_faces
     from deidcli.photos import load_photos
 
     photos = load_photos(shared("identities"), build_detector("centerface", None, "cpu"))[:12]
@@ -346,7 +346,7 @@ class _Mean:
 @pytest.mark.skipif((os.cpu_count() or 1) < 2, reason="one core: dlib runs in the main process")
 def test_dlib_in_its_worker_process_gives_the_same_embeddings():
     from deidcli.evaluation import evaluate as ev
-    from deidcli.evaluation.recognizer import DlibRecognizer
+    from deidcli.recognition.recognizer import DlibRecognizer
 
     recognizers = [DlibRecognizer(), _Mean()]
     crops = torch.rand(5, 3, 200, 200, generator=torch.Generator().manual_seed(0))

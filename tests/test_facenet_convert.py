@@ -13,8 +13,8 @@ from PIL import Image
 
 from conftest import shared
 
-from deidcli.evaluation import facenet_convert as fc
-from deidcli.evaluation.tf_graph import float_constants
+from deidcli.recognition import facenet_convert as fc
+from deidcli.recognition.tf_graph import float_constants
 
 N_FACES = 12
 

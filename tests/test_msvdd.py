@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from deidcli.evaluation.msvdd import MSVDD, MSVDDRecognizer, msvdd_identification
+from deidcli.recognition.msvdd import MSVDD, MSVDDRecognizer, msvdd_identification
 
 
 def clusters(people: int = 6, photos: int = 5, spread: float = 0.1, seed: int = 0):

@@ -41,7 +41,7 @@ def test_the_graph_is_the_installed_distributions_file_and_never_imported():
 def test_mtcnn_and_facenet_load_with_an_empty_home_and_no_network(tmp_path):
     env = _empty_home_offline(tmp_path)
     home = tmp_path / "home"
-    script = ("from deidcli.detection.mtcnn import MTCNNDetector; from deidcli.evaluation.recognizer import "
+    script = ("from deidcli.detection.mtcnn import MTCNNDetector; from deidcli.recognition.recognizer import "
               "FaceNetRecognizer; import torch; MTCNNDetector(); "
               "print(FaceNetRecognizer().embed(torch.rand(1, 3, 160, 160)).shape)")
     r = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env={**os.environ, **env})

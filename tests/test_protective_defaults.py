@@ -50,7 +50,7 @@ def test_every_default_protects_the_held_out_half():
     from deidcli.detection import build_detector
     from deidcli.errors import ModelUnavailableError
     from deidcli.evaluation.evaluate import evaluate, protects
-    from deidcli.evaluation.recognizer import DlibRecognizer, FaceNetRecognizer
+    from deidcli.recognition.recognizer import DlibRecognizer, FaceNetRecognizer
 
     folder = shared("identities")
     try:

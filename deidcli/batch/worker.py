@@ -113,7 +113,7 @@ class BatchWorker:
         return out
 
     def _audit(self, entry: Entry) -> tuple[float, int]:
-        from deidcli.evaluation.audit import audit_output
+        from deidcli.audit import audit_output
 
         result = audit_output(entry.src, entry.dst, self.cfg.audit_every)
         return round(result.leak_rate, 6), len(result.faces)

@@ -18,12 +18,12 @@ from deidcli.detections import box_iou
 from deidcli.errors import ConfigError, NoMediaError
 from deidcli.evaluation.identification import identity_ranks, open_set_rate, rank_k_rate
 from deidcli.evaluation.kanon_test import k_anonymity_rank_test
-from deidcli.evaluation.msvdd import msvdd_identification
-from deidcli.evaluation.recognizer import Recognizer, embed_faces, face_crops
 from deidcli.methods import adversarial as adv
 from deidcli.methods.adversarial_methods import face_masks, to_image
 from deidcli.methods.eigenfaces import resize
 from deidcli.photos import Photo
+from deidcli.recognition.msvdd import msvdd_identification
+from deidcli.recognition.recognizer import Recognizer, embed_faces, face_crops
 
 
 @dataclass
@@ -211,7 +211,7 @@ def evaluate_attacks(folder, kinds: list[str], facenet_weights=None, steps: int 
 
     from deidcli.detection import build_detector
     from deidcli.detection.mtcnn import MTCNNDetector
-    from deidcli.evaluation.recognizer import DlibRecognizer, build_recognizer
+    from deidcli.recognition.recognizer import DlibRecognizer, build_recognizer
     from deidcli.photos import load_photos
 
     bad = [a for a in kinds if a not in ATTACKS]

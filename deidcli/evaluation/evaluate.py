@@ -49,13 +49,13 @@ from deidcli.evaluation.identification import (
     true_accept_rate,
     verification_threshold,
 )
-from deidcli.evaluation.msvdd import MSVDDRecognizer, msvdd_identification
 from deidcli.evaluation.quality import box_region, changed_region_quality, psnr, psnr_from_mse, ssim
-from deidcli.evaluation.recognizer import DlibRecognizer, Recognizer, face_crops
 from deidcli.evaluation.split import in_split
 from deidcli.methods import get_method
 from deidcli.methods.regions import RegionStyle, anonymize_frame, scale_boxes
 from deidcli.photos import Photo, load_photos
+from deidcli.recognition.msvdd import MSVDDRecognizer, msvdd_identification
+from deidcli.recognition.recognizer import DlibRecognizer, Recognizer, face_crops
 
 # Strengths from weak to strong (methods.md section 10), each to its end (svd rank 0, pca 0 and hypersphere radius 0
 # keep nothing of the face's own coefficients, solid 1.0 nothing of its pixels; noise 4 and impulse 0.95 drown it, k

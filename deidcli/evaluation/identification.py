@@ -17,8 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
-from deidcli.evaluation.recognizer import DlibRecognizer, embed_faces
 from deidcli.photos import largest, load_rgb, photo_files
+from deidcli.recognition.recognizer import DlibRecognizer, embed_faces
 
 
 @dataclass

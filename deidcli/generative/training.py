@@ -176,7 +176,7 @@ def train_attribute_preserving(base: GenerativeModel, steps: int = 300, batch: i
                                on_step: OnStep | None = None) -> GenerativeModel:
     """``base`` with ``encoder_ap``: its encoder fine-tuned to change identity and keep attributes; the decoder and
     the base encoder stay bit-identical."""
-    from deidcli.evaluation.recognizer import FaceNetRecognizer
+    from deidcli.recognition.recognizer import FaceNetRecognizer
 
     torch.manual_seed(seed)
     g = torch.Generator().manual_seed(seed)

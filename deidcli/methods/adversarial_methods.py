@@ -233,7 +233,7 @@ def dedetect_probe(detector, frame: np.ndarray, boxes: np.ndarray, strength: flo
 def ifgvm_probe(rec, frame: np.ndarray, boxes: np.ndarray, strength: float):
     """``probe(written) -> (N,) bool``: the faces at ``boxes`` that FaceNet, on its own crop at each box, finds
     closer than ``strength`` to themselves in ``frame`` (still a match)."""
-    from deidcli.evaluation.recognizer import embed_faces
+    from deidcli.recognition.recognizer import embed_faces
 
     boxes = np.asarray(boxes, dtype=np.float32).reshape(-1, 4).copy()
     own = embed_faces(rec, frame, boxes)

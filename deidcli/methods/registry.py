@@ -246,7 +246,7 @@ def get_method(
     if method.needs == "donors":
         return method.bind(generative_methods.DonorBank.load(Path(donors) if donors else None, device))
     if method.needs == "facenet":
-        from deidcli.evaluation.recognizer import FaceNetRecognizer
+        from deidcli.recognition.recognizer import FaceNetRecognizer
 
         return method.bind(FaceNetRecognizer(device=device))
     if not isinstance(basis, FaceBasis):

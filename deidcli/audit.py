@@ -25,7 +25,7 @@ from skimage.metrics import structural_similarity
 from deidcli.detection.base import FaceDetector
 from deidcli.detections import box_iou
 from deidcli.errors import InvalidMediaError
-from deidcli.evaluation.recognizer import embed_faces
+from deidcli.recognition.recognizer import embed_faces
 from deidcli.video import VideoReader
 
 
