@@ -239,7 +239,7 @@ def run(
     ] = None,
     device: DeviceOpt = None,
     codec: Annotated[Optional[str], typer.Option(help="Video encoder (libx264, libx265, h264_nvenc...).")] = None,
-    crf: Annotated[Optional[int], typer.Option(help="Encoder quality, lower is better (default 18, visually lossless).")] = None,
+    crf: Annotated[Optional[int], typer.Option(help="Encoder quality, lower is better (default 18, visually lossless; 0, lossless, for ifgvm and dedetect, whose change a lossy encoder undoes).")] = None,
     preset: Annotated[Optional[str], typer.Option(help="x264/x265 preset (default veryfast).")] = None,
     exact_size: Annotated[bool, typer.Option(
         "--exact-size", help="Odd picture sizes (1919x1079) in H.264/HEVC as they are, in 4:4:4 chroma (browsers and "

@@ -55,7 +55,7 @@ class DeidConfig:
     device: str = "auto"
     # output
     codec: str = "auto"  # the output container's own encoder: libx264, libvpx-vp9 for WebM
-    crf: int = 18
+    crf: int | None = None  # None: 18 (visually lossless), 0 where a method's change must survive the encoder
     preset: str = "veryfast"
     exact_size: bool = False  # odd sizes in H.264/HEVC: 4:4:4 at the exact size, not padded to even in 4:2:0
     strip_metadata: bool = False
@@ -149,7 +149,7 @@ class DeidConfig:
             raise ConfigError("camera pitch is degrees from the horizon: -90 (straight down) to 30")
         if self.hfov is not None and not 1 <= self.hfov < 179:
             raise ConfigError("hfov is the horizontal field of view in degrees, between 1 and 179")
-        if not 0 <= self.crf <= 63:
+        if self.crf is not None and not 0 <= self.crf <= 63:
             raise ConfigError("crf must be between 0 and 63")
 
     def as_dict(self) -> dict[str, Any]:

@@ -395,6 +395,18 @@ def _subtitles_with_positions(info, cfg: DeidConfig) -> dict[int, str]:
             if s.role == "subtitle" and s.codec in TEXT_SUBTITLES and has_positions(subtitle_text(info.path, s.index))}
 
 
+def encode_quality(cfg: DeidConfig, anonymizer: FrameAnonymizer, notes: list[str]) -> int:
+    """The crf to encode at: the configured one, else 18 (visually lossless), or 0 where a method's change is one an
+    encoder can quantize away (ifgvm, dedetect: checked after encoding, exit 14), so their default run can pass."""
+    if cfg.crf is not None:
+        return cfg.crf
+    fragile = sorted({s.method.name for s in anonymizer.styles.values() if s.method.stored_probe is not None})
+    if fragile:
+        notes.append(f"{', '.join(fragile)}: encoded losslessly (crf 0), as a lossy encoder undoes the change")
+        return 0
+    return EncodeSettings.crf
+
+
 def process_video(
     job: Job,
     anonymizer: FrameAnonymizer,
@@ -417,7 +429,8 @@ def process_video(
     reader = VideoReader(job.src, deep=True, planes=True)
     info = reader.info
     result.width, result.height, result.duration_s = info.width, info.height, info.duration_s
-    settings = EncodeSettings(cfg.codec, cfg.crf, cfg.preset, cfg.strip_metadata, cfg.exact_size)
+    settings = EncodeSettings(cfg.codec, encode_quality(cfg, anonymizer, result.notes), cfg.preset,
+                              cfg.strip_metadata, cfg.exact_size)
     plan = plan_output(info, job.dst, cfg.codec, cfg.strip_metadata, _subtitles_with_positions(info, cfg))
     result.notes += plan.notes
     result.streams = [{"index": o.source.index, "type": o.source.type, "codec": o.source.codec,

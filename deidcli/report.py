@@ -49,7 +49,8 @@ def build_report(cfg: DeidConfig, results: list[FileResult], seconds: float) -> 
         "methods": method_summary(cfg),
         "mask": {"shape": cfg.mask_shape, "scale": cfg.mask_scale, "seed": cfg.seed},
         "detector": {"name": cfg.detector, "threshold": cfg.threshold, "scale": cfg.scale, "max_side": cfg.max_side},
-        "encoder": {"codec": cfg.codec, "crf": cfg.crf, "preset": cfg.preset, "strip_metadata": cfg.strip_metadata},
+        "encoder": {"codec": cfg.codec, "crf": "auto" if cfg.crf is None else cfg.crf, "preset": cfg.preset,
+                    "strip_metadata": cfg.strip_metadata},
         "config": cfg.as_dict(),
         "summary": {
             "files": len(results),

