@@ -72,7 +72,7 @@ sample: install
 basis: install
 	$(BIN)/python scripts/make_default_basis.py
 
-# The reliability corpus (README, Reliability): every case's input, generated with the bundled ffmpeg, in out/corpus/
+# The reliability corpus (docs/reliability.md): every case's input, generated with the bundled ffmpeg, in out/corpus/
 corpus: install
 	$(BIN)/python tests/corpus.py out/corpus
 

@@ -12,7 +12,7 @@ from deidcli.errors import ConfigError
 from deidcli.targets import parse_targets, per_target
 
 # Face regions grow to 2.0 times the box, the head: in a 1.3 ellipse a recognizer still names people from hair and
-# ears (README, Protective defaults). deid run, RegionStyle and deid evaluate all start from this one value.
+# ears (docs/methods.md, Protective defaults). deid run, RegionStyle and deid evaluate all start from this one value.
 FACE_MASK_SCALE = 2.0
 
 

@@ -1,6 +1,6 @@
 """Errors that end a file's processing, each with its own process exit code.
 
-Scripts tell failures apart by exit code, so every code here is stable and documented in the README.
+Scripts tell failures apart by exit code, so every code here is stable and documented in docs/reference.md.
 """
 
 from __future__ import annotations

@@ -3,10 +3,10 @@
 Every case is made from the bundled sample clip (NASA's public-domain astronaut photo, ``sample_videos/``), or from a
 ``../shared`` clip when one is there, by a ``make`` function that writes the input into an empty folder and returns
 the path to give ``deid run``. Each case says what it is, what deid must do with it (``expect``: exit code 0 and a
-correct output, or one ``deid: error:`` line with that code) and, for the README's table, what deid does.
+correct output, or one ``deid: error:`` line with that code) and, for docs/reliability.md's table, what deid does.
 
     python tests/corpus.py OUT_DIR            # write every case's input into OUT_DIR/<case>/
-    python tests/corpus.py --table            # the README's table of cases (Markdown)
+    python tests/corpus.py --table            # docs/reliability.md's table of cases (Markdown)
 
 ``tests/test_corpus.py`` runs one test per case.
 """
@@ -49,7 +49,7 @@ class Case:
     group: str
     what: str  # the input, in a few words
     make: Callable[[Path], Path]  # writes the input into a folder; returns what to give deid
-    does: str  # what deid does with it (the README's table)
+    does: str  # what deid does with it (docs/reliability.md's table)
     expect: int = OK
     words: str = ""  # the error line must contain this
     args: tuple[str, ...] = ()  # extra arguments of deid run
@@ -708,7 +708,7 @@ def build(case: Case, folder: Path) -> Path:
 
 
 def table() -> str:
-    """The README's table: every case, what it is, what deid does with it."""
+    """docs/reliability.md's table: every case, what it is, what deid does with it."""
     rows = ["| group | case | input | what deid does |", "|---|---|---|---|"]
     for c in CASES:
         outcome = c.does if not c.expect else f"exit {c.expect}: {c.does}"

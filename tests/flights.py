@@ -1,6 +1,6 @@
 """Synthetic drone flights with exact ground truth, for testing geofences and ground-tracked areas.
 
-A reference implementation of the camera model the README states, written independently of the product's
+A reference implementation of the camera model docs/how-it-works.md states, written independently of the product's
 (scipy's rotations, pyproj.Geod's geodesics, no map projection): a textured flat ground (z = 0, east-north-up
 metres around the flight's origin) seen by a pinhole camera ``alt_m`` above it, rendered to an H.264 mp4 with a
 DJI-style ``.SRT`` beside it, and for every frame the true pixels of any polygon on the ground.

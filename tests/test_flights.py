@@ -1,5 +1,5 @@
-"""The synthetic flights' own consistency: the camera conventions the README states, the rendered pixels against
-the homography, the ground-truth masks against a direct test of each pixel's centre, the GeoJSON and the SRT."""
+"""The synthetic flights' own consistency: the camera conventions docs/how-it-works.md states, the rendered pixels
+against the homography, the ground-truth masks against a direct test of each pixel's centre, the GeoJSON and the SRT."""
 
 from __future__ import annotations
 

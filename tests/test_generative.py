@@ -1,7 +1,7 @@
 """The generative methods (methods.md 2.4, 3): the DCGAN decoder, face warping, autoencoder, autoencoder-ap, replace.
 
 Unit properties use a model trained for a few steps on the real decoder (its quality does not matter to them); the
-privacy figures come from `deid evaluate` on the trained default models (README).
+privacy figures come from `deid evaluate` on the trained default models (docs/methods.md).
 """
 
 from __future__ import annotations

@@ -139,8 +139,8 @@ def test_run_finds_the_astronaut_with_an_empty_home_and_no_network(tmp_path, sam
 
 
 def test_recall_on_the_labelled_persons_and_vehicles(net):
-    """The figures bench/coco_recall.py prints for the default threshold (README): ground-level people found, people
-    and cars seen from straight above not (a COCO model's limit, not a bug to fix here)."""
+    """The figures bench/coco_recall.py prints for the default threshold (docs/how-it-works.md): ground-level people
+    found, people and cars seen from straight above not (a COCO model's limit, not a bug to fix here)."""
     from deidcli.anonymizer import tiled
     from deidcli.evaluation.recall import load_boxes, recall_by_image
 

@@ -1,4 +1,4 @@
-"""The camera model that places ground zones in a frame (README, Places: the camera model).
+"""The camera model that places ground zones in a frame (docs/how-it-works.md, Places: the camera model).
 
 A pinhole with the principal point at the frame's centre, square pixels, no lens distortion. Pixel coordinates are
 continuous: pixel (col i, row j) covers [i, i+1) x [j, j+1), so the centre is (W/2, H/2). The world is east, north,

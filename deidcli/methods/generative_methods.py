@@ -11,7 +11,7 @@ the original but its colours and its outline survives.
 * ``gan``: ``D(C([L(x), (1 - m) x], t))`` with a target identity ``t`` per track (4).
 * ``replace``: a donor face per track, from ``--donors`` photos or sampled from the decoder.
 
-Faces bigger than the square come back upsampled from 64 px: the face is new but soft (see the README).
+Faces bigger than the square come back upsampled from 64 px: the face is new but soft (see docs/methods.md).
 """
 
 from __future__ import annotations

@@ -45,7 +45,7 @@ def ffmpeg_exe() -> str:
 class EncodeSettings:
     codec: str = "auto"  # the container's own: libx264, or libvpx-vp9 for WebM
     crf: int = 18  # visually lossless for H.264
-    preset: str = "veryfast"  # 2x the fps of "medium" on 2 cores for ~10% more bytes; see README
+    preset: str = "veryfast"  # 2x the fps of "medium" on 2 cores for ~10% more bytes; see docs/reliability.md
     strip_metadata: bool = False
     exact_size: bool = False  # odd sides as they are, in 4:4:4 (few players), not padded to even in 4:2:0
 
