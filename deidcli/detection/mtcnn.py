@@ -34,7 +34,8 @@ class MTCNNDetector:
         if scale != 1.0:
             size = (max(1, round(w * scale)), max(1, round(h * scale)))
             image = cv2.resize(image, size, interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
-        x = torch.from_numpy(np.ascontiguousarray(image)).to(self.device).permute(2, 0, 1)[None].float()
+        # a read-only frame (a decoded photo) is copied: torch warns on, and must not share, memory it cannot write
+        x = torch.from_numpy(np.require(image, requirements=("C", "W"))).to(self.device).permute(2, 0, 1)[None].float()
         boxes, points = detect_faces((self.pnet, self.rnet, self.onet), x, self.min_face_size, self.thresholds,
                                      self.factor, min_window * scale)[0]
         keep = boxes[:, 4] >= self.threshold
