@@ -118,6 +118,15 @@ AuditOpt = Annotated[bool, typer.Option(
                     "in the manifest).")]
 FailOnLeakOpt = Annotated[Optional[float], typer.Option(
     help="Audit each video; exit 11 when a leak rate is above this (0 = any leak): a CI gate.")]
+TileScaleOpt = Annotated[
+    Optional[float], typer.Option(help="Enlarge tiles by this before detection (2 finds faces of ~6 px; slower).")
+]
+LookaheadOpt = Annotated[
+    Optional[float], typer.Option(help="Seconds held back to fill detection gaps backwards (default 0.5).")
+]
+HoldOpt = Annotated[
+    Optional[float], typer.Option(help="Seconds a lost face stays covered, and a new one is covered early (0.2).")
+]
 
 
 # Places: declared once, shared by `deid run`, `deid batch` and `deid areas`
@@ -224,19 +233,13 @@ def run(
     plate_model: PlateModelOpt = None,
     scale: ScaleOpt = None,
     tile: TileOpt = None,
-    tile_scale: Annotated[
-        Optional[float], typer.Option(help="Enlarge tiles by this before detection (2 finds faces of ~6 px; slower).")
-    ] = None,
+    tile_scale: TileScaleOpt = None,
     tile_every: TileEveryOpt = None,
     detect_every: DetectEveryOpt = None,
     detect_batch: DetectBatchOpt = None,
     track: TrackOpt = None,
-    lookahead: Annotated[
-        Optional[float], typer.Option(help="Seconds held back to fill detection gaps backwards (default 0.5).")
-    ] = None,
-    hold: Annotated[
-        Optional[float], typer.Option(help="Seconds a lost face stays covered, and a new one is covered early (0.2).")
-    ] = None,
+    lookahead: LookaheadOpt = None,
+    hold: HoldOpt = None,
     device: DeviceOpt = None,
     codec: Annotated[Optional[str], typer.Option(help="Video encoder (libx264, libx265, h264_nvenc...).")] = None,
     crf: Annotated[Optional[int], typer.Option(help="Encoder quality, lower is better (default 18, visually lossless; 0, lossless, for ifgvm and dedetect, whose change a lossy encoder undoes).")] = None,
@@ -456,10 +459,14 @@ def detect(
     plate_model: PlateModelOpt = None,
     scale: ScaleOpt = None,
     tile: TileOpt = None,
+    tile_scale: TileScaleOpt = None,
     tile_every: TileEveryOpt = None,
     detect_every: DetectEveryOpt = None,
     detect_batch: DetectBatchOpt = None,
     track: TrackOpt = None,
+    lookahead: LookaheadOpt = None,
+    hold: HoldOpt = None,
+    device: DeviceOpt = None,
     overwrite: OverwriteOpt = False,
     quiet: QuietOpt = False,
 ) -> None:

@@ -87,3 +87,18 @@ def test_audit_limit_allows_a_share_of_leaks(tmp_path, sample):
     r = run_deid("audit", sample, sample, "--every", "25", "--max-leak", "1.0", "--no-recognizer", "--quiet",
                  "--sheet", tmp_path / "sheet.png")  # not beside the bundled sample, a tracked file
     assert r.returncode == 0, r.stderr
+
+
+def test_detect_takes_every_option_of_run_that_changes_the_regions():
+    """`deid detect` writes the regions `deid run` would anonymize, so every detection and tracking option of run
+    is one of detect's too (and means the same: both declare it once in cli.py)."""
+    import typer.main
+
+    from deidcli.cli import app
+
+    command = typer.main.get_command(app)
+    options = {name: {p.name for p in command.commands[name].params} for name in ("run", "detect")}
+    regions = {"config", "detector", "threshold", "targets", "body_model", "vehicle_model", "plate_model", "scale",
+               "tile", "tile_scale", "tile_every", "detect_every", "detect_batch", "track", "lookahead", "hold",
+               "device"}
+    assert regions <= options["run"] and regions <= options["detect"], regions - options["detect"]
