@@ -39,9 +39,6 @@ class Stand(nn.Module):
             nn.Module.__init__(self)
             object.__setattr__(self, "stand_state", state)
 
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:  # a stand-in for a class called while unpickling
-        return Stand(*args, **kwargs)
-
 
 class _Unpickler(pickle.Unpickler):
     def find_class(self, module: str, name: str) -> Any:
