@@ -303,8 +303,10 @@ def _anonymize_stream(
             changed: list[tuple[int, int, int, int]] = []
             given: list = []
             t = time.perf_counter()
+            # the frame methods (dedetect) must hold in the picture as stored, 4:2:0 and all, not only in RGB
+            coding = writer.stored if frame.image.dtype == np.uint8 else None
             image = anonymizer.anonymize(frame.image, dets, frame.index, result.consent, result.fallbacks, changed,
-                                         given=given)
+                                         coding=coding, given=given)
             clock.add("anonymize", time.perf_counter() - t)
             for method, probe, faces in given if check is not None else ():
                 check.add(len(result.regions_per_frame), method, probe, faces)  # by the index written

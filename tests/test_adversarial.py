@@ -349,42 +349,41 @@ def test_the_encoded_video_is_checked_frame_by_frame(tmp_path):
     assert StoredCheck().verify(path) == ""
 
 
-def _three_frames(tmp_path):
-    """The sample clip's first three frames (640x360, the astronaut's face in each), as H.264."""
+def _first_frames(tmp_path, n: int = 3):
+    """The sample clip's first ``n`` frames (640x360, the astronaut's face in each), as H.264."""
     import imageio_ffmpeg
 
     from conftest import SAMPLE
 
     clip = tmp_path / "clip.mp4"
     subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-loglevel", "error", "-i", str(SAMPLE), "-frames:v",
-                    "3", "-c:v", "libx264", "-crf", "16", "-an", str(clip)], check=True)
+                    str(n), "-c:v", "libx264", "-crf", "16", "-an", str(clip)], check=True)
     return clip
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("crf", [18, 0])
 def test_dedetect_on_video_never_publishes_a_face_the_encoder_brought_back(tmp_path, crf):
-    """Three frames of the sample clip through `deid run --method dedetect`: a file is written only where MTCNN
-    finds no face in it; at crf 18 x264 brought the face back (exit 14, nothing written), lossless it did not."""
+    """Two frames of the sample clip through `deid run --method dedetect`: a file is written only where MTCNN
+    finds no face in it. At crf 18 x264 may bring the face back (exit 14, nothing written); lossless, the attack,
+    made against the picture as stored in 4:2:0, holds, so the default (crf 0) run publishes."""
     import av
 
     from conftest import run_deid
     from deidcli.detection.mtcnn import MTCNNDetector
 
-    clip, out = _three_frames(tmp_path), tmp_path / "out.mp4"
+    clip, out = _first_frames(tmp_path, 2), tmp_path / "out.mp4"
     r = run_deid("run", clip, "-o", out, "--method", "dedetect", "--crf", str(crf), "-q", "--json")
-    assert r.returncode in (0, 14), r.stderr
+    assert r.returncode == 0 if crf == 0 else r.returncode in (0, 14), r.stderr
     if r.returncode == 14:
         assert not out.exists() and "again in the encoded video" in r.stderr
         assert len(r.stderr.strip().splitlines()) == 1
         return
     detector = MTCNNDetector()
     with av.open(str(out)) as c:
-        assert [len(detector.detect(f.to_ndarray(format="rgb24"), 1.0)) for f in c.decode(video=0)] == [0, 0, 0]
+        assert [len(detector.detect(f.to_ndarray(format="rgb24"), 1.0)) for f in c.decode(video=0)] == [0, 0]
     notes = json.loads(r.stdout)["files"][0]["notes"]
-    assert "dedetect: checked in the encoded video, none of 3 faces found or matched again" in notes
-    if crf == 0:
-        assert r.returncode == 0
+    assert "dedetect: checked in the encoded video, none of 2 faces found or matched again" in notes
 
 
 @pytest.mark.slow
@@ -398,7 +397,7 @@ def test_ifgvm_on_video_never_publishes_a_face_facenet_matches_again(tmp_path, c
     from deidcli.detection import build_detector
     from deidcli.recognition.recognizer import FaceNetRecognizer, embed_faces
 
-    clip, out = _three_frames(tmp_path), tmp_path / "out.mp4"
+    clip, out = _first_frames(tmp_path), tmp_path / "out.mp4"
     r = run_deid("run", clip, "-o", out, "--method", "ifgvm", "--crf", str(crf), "-q", "--json")
     assert r.returncode in (0, 14), r.stderr
     if r.returncode == 14:

@@ -288,6 +288,13 @@ class VideoWriter:
                                                                    ("color_range", "dst_color_range"))
                         if key in info.color}
 
+    def stored(self, image: np.ndarray) -> np.ndarray:
+        """``image`` (``H x W x 3`` uint8 RGB) as a reader gets it back from this output's pixel format before any
+        compression: the 4:2:0 chroma and 8-bit matrix round trip that a lossless encode (crf 0) keeps exactly."""
+        frame = av.VideoFrame.from_ndarray(image, format="rgb24").reformat(format=self.pix_fmt, **self._to_yuv)
+        back = {k.replace("dst_", "src_"): v for k, v in self._to_yuv.items()}
+        return frame.reformat(format="rgb24", **back).to_ndarray()
+
     def write(self, image: np.ndarray, pts: int | None, planes: np.ndarray | None = None,
               changed: Sequence[Rect] | None = None) -> None:
         """Queue one ``H x W x 3`` RGB frame (uint8, or uint16 for deep sources) with its source timestamp.
