@@ -35,6 +35,13 @@ def resolve_device(device: str) -> torch.device:
     return torch.device(device)
 
 
+def method_names(cfg: DeidConfig) -> list[str]:
+    """The method of each target ``cfg`` anonymizes, in target order."""
+    targets = parse_targets(cfg.targets)
+    methods = per_target(cfg.method, targets, str, "method")
+    return [methods[t] or DeidConfig.method for t in targets]
+
+
 def eight_bit(image: np.ndarray) -> np.ndarray:
     """The 8-bit view of a frame, which the detectors and recognizers were trained on."""
     return image if image.dtype == np.uint8 else (image >> 8).astype(np.uint8)

@@ -205,8 +205,8 @@ def run(
     ] = None,
     model: Annotated[
         Optional[str],
-        typer.Option(help="Model of autoencoder, autoencoder-ap or gan, from 'deid train' (default: the one 'deid "
-                     "train' wrote to the cache)."),
+        typer.Option(help="Model of autoencoder, autoencoder-ap or gan, from 'deid train' (default: the cache's, "
+                     "trained there by the first run that needs it, about a minute on two cores)."),
     ] = None,
     donors: Annotated[
         Optional[Path],
@@ -278,7 +278,7 @@ def run(
     """
     import torch
 
-    from deidcli.anonymizer import FrameAnonymizer
+    from deidcli.anonymizer import FrameAnonymizer, method_names
     from deidcli.areas.places import Places
     from deidcli.config import load_config
     from deidcli.media import plan_jobs
@@ -298,6 +298,7 @@ def run(
         raise ConfigError("--telemetry is one flight's: give one video (several find the .SRT beside each)")
     for folder in {j.dst.parent for j in jobs}:  # what runs killed with kill -9 left behind
         remove_stale_temporaries(folder, recursive=False)
+    _train_first_use(method_names(cfg), cfg.model, quiet)
     anonymizer = FrameAnonymizer.from_config(cfg)  # models and --consented photos load before the bar appears
     torch.set_num_threads(anonymizer.torch_threads())
     with FrameProgress(enabled=not quiet) as bar:
@@ -336,6 +337,16 @@ def run(
         raise typer.Exit(failed[0].exit_code)
     if leaked:
         raise typer.Exit(int(ExitCode.LEAK_ABOVE_LIMIT))
+
+
+def _train_first_use(methods: list[str], model: Optional[Path], quiet: bool) -> None:
+    """The generative methods' default models, trained into the cache on their first use, with a progress bar."""
+    from deidcli.methods.registry import train_untrained, untrained
+    from deidcli.progress import FrameProgress
+
+    if untrained(methods, model):
+        with FrameProgress(enabled=not quiet, unit="steps") as bar:
+            train_untrained(methods, model, bar)
 
 
 def _warn_weak_strength(cfg) -> None:
@@ -411,7 +422,7 @@ def batch(
     A rerun skips what is done; a killed run leaves no partial output. One bad file never stops the batch.
     Exit codes: 0 every file done, 12 some failed, 13 all failed, 11 an audited leak rate above --fail-on-leak.
     """
-    from deidcli.anonymizer import FrameAnonymizer
+    from deidcli.anonymizer import FrameAnonymizer, method_names
     from deidcli.areas.places import Places
     from deidcli.batch import BatchWorker, check_batch, run_batch
     from deidcli.config import load_config
@@ -420,6 +431,7 @@ def batch(
     cfg = load_config(config).with_overrides(**_config_overrides(locals()))
     check_batch(source, output, engine, jobs)
     _warn_weak_strength(cfg)
+    _train_first_use(method_names(cfg), cfg.model, quiet)  # once, here, not in every worker
     # Models load here, so a missing one is one line before any progress bar (workers load their own).
     worker = BatchWorker(cfg) if engine == "local" and jobs == 1 else None
     if worker is None:
@@ -685,7 +697,7 @@ def evaluate_cmd(
     from deidcli.progress import FrameProgress
 
     names = [m.strip() for m in method.split(",") if m.strip()]
-    if method == "all":  # every swept method that can run here; the generative ones once their models are built
+    if method == "all":  # every swept method that can run here: the generative ones with the generative extra
         from deidcli.methods.registry import unavailable
 
         names = []
@@ -707,6 +719,7 @@ def evaluate_cmd(
     if split not in SPLITS:
         raise typer.BadParameter(f"split must be one of {', '.join(SPLITS)}")
     dev = resolve_device(device)
+    _train_first_use(names, None, quiet)
     if attack or kanon:
         from deidcli.evaluation.adversarial_eval import evaluate_attacks
 
@@ -792,7 +805,9 @@ def fit_pca(
     typer.echo(f"{output}: {basis.rank} eigenfaces from {basis.source}" + (f"; {missed} photos without a face" if missed else ""))
 
 
-train_app = typer.Typer(help="Train the generative methods' models (needs the generative extra: pip install 'deidcli\\[generative]').")
+train_app = typer.Typer(help="Train the generative methods' models (needs the generative extra: pip install "
+                        "'deidcli\\[generative]'). The default ones train themselves on first use; these commands "
+                        "train them ahead of time, with other seeds or steps, or with your own face photos.")
 app.add_typer(train_app, name="train")
 
 
@@ -807,12 +822,7 @@ def _train(kind: str, faces: Optional[Path], output: Optional[Path], steps: Opti
         raise typer.BadParameter(f"{output} exists: pass --overwrite to replace it")
     crops = real_faces(faces) if faces else None
     with FrameProgress(enabled=not quiet, unit="steps") as bar:
-        def on_step(step: int, total: int, losses: dict[str, float]) -> None:
-            if step == 1:
-                bar.start(total, f"train {kind}")
-            bar.advance(1)
-
-        model = train(kind, crops, steps, seed, on_step)
+        model = train(kind, crops, steps, seed, bar)
     model.save(output)
     info = model.info
     own = {"autoencoder-ap": "ap_", "gan": "gan_"}.get(kind, "")  # its own stage; the base autoencoder's is apart

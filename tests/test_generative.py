@@ -112,10 +112,81 @@ def test_a_saved_model_loads_back_the_same(tiny):
     assert loaded.info["licence"] == synthetic.DATA_LICENCE
 
 
-def test_a_missing_default_model_says_how_to_build_it(tmp_path, monkeypatch):
+class _Bar:
+    """Records what training shows on a progress bar."""
+
+    def __init__(self) -> None:
+        self.stages: list[tuple[int | None, str]] = []
+        self.steps = 0
+
+    def start(self, total, description):
+        self.stages.append((total, description))
+
+    def advance(self, n):
+        self.steps += n
+
+
+@pytest.fixture
+def small_recipes(monkeypatch, tmp_path):
+    """An empty cache, and default recipes of a few steps (the real ones are checked by the slow test below)."""
+    from deidcli.generative import training
+
     monkeypatch.setenv("DEID_CACHE", str(tmp_path))
-    with pytest.raises(ModelUnavailableError, match="deid train autoencoder"):
-        get_method("autoencoder")
+    monkeypatch.setattr(training, "RECIPES", {"autoencoder": {"steps": 3, "batch": 8},
+                                              "autoencoder-ap": {"steps": 2, "batch": 4, "pool": 24,
+                                                                 "landmark_steps": 3},
+                                              "gan": {"steps": 2, "batch": 4, "pool": 24, "targets": 16}})
+    return tmp_path / "models"
+
+
+def test_the_first_use_trains_the_default_model_into_the_cache(small_recipes, capsys):
+    from deidcli.methods.registry import train_untrained, untrained
+
+    assert untrained(["blur", "gan", "replace"]) == ["gan"]
+    assert untrained(["gan"], model="mine.pt") == []
+    bar = _Bar()
+    assert train_untrained(["gan", "blur"], None, bar) == ["gan"]
+    # gan starts from the default autoencoder, which is kept too; each shows its own bar
+    assert (small_recipes / "gan.pt").is_file() and (small_recipes / "autoencoder.pt").is_file()
+    assert bar.stages == [(3, "train autoencoder"), (2, "train gan")] and bar.steps == 5
+    assert "training its model once" in capsys.readouterr().err
+    assert untrained(["gan", "autoencoder"]) == []
+    before = (small_recipes / "gan.pt").stat().st_mtime_ns
+    get_method("gan")  # read from the cache, not trained again
+    assert (small_recipes / "gan.pt").stat().st_mtime_ns == before
+
+
+def test_a_default_model_of_another_recipe_is_trained_again_and_ones_own_is_kept(small_recipes, monkeypatch):
+    from deidcli.generative import training
+    from deidcli.generative.model import needs_training
+
+    get_method("autoencoder")
+    assert not needs_training("autoencoder")
+    monkeypatch.setitem(training.RECIPES, "autoencoder", {"steps": 4, "batch": 8})  # a later deid's recipe
+    assert needs_training("autoencoder")
+    get_method("autoencoder")
+    assert not needs_training("autoencoder")
+    own = train_autoencoder(steps=3, batch=8)  # deid train with its own settings: no recipe recorded
+    own.save(small_recipes / "autoencoder.pt")
+    assert not needs_training("autoencoder")
+    (small_recipes / "autoencoder.pt").write_bytes(b"damaged")
+    assert needs_training("autoencoder")
+
+
+def test_a_library_caller_gets_the_model_trained_too(small_recipes):
+    method = get_method("autoencoder")  # no CLI, no bar: trained and kept all the same
+    assert method.model.kind == "autoencoder" and (small_recipes / "autoencoder.pt").is_file()
+
+
+def test_an_unwritable_cache_still_runs_and_says_so(small_recipes, monkeypatch, capsys):
+    from deidcli.generative import model as gm
+
+    def refuse(self, path):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(gm.GenerativeModel, "save", refuse)
+    assert get_method("autoencoder").model.kind == "autoencoder"
+    assert "set DEID_CACHE to a writable folder" in capsys.readouterr().err
 
 
 def test_a_file_that_is_not_a_model_is_one_error(tmp_path):

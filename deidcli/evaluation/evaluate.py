@@ -75,7 +75,7 @@ SWEEPS: dict[str, tuple[float, ...]] = {
     "pca": (16, 0),
     "hypersphere": (8, 2, 0),
     "ksame": (5, 20, 50, 100),
-    # the generative methods (where their models are built: make models)
+    # the generative methods (with the generative extra; their models train on first use)
     "autoencoder": (0, 0.5, 1),  # 1: the same mean face for everyone
     "autoencoder-ap": (0.5, 1),
     "gan": (0.5, 1),

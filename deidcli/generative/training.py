@@ -22,6 +22,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Protocol
 
 import torch
 import torch.nn.functional as F
@@ -57,21 +58,71 @@ def _real_batches(faces: torch.Tensor, batch: int, g: torch.Generator) -> Iterat
         yield faces[torch.randint(len(faces), (batch,), generator=g)]
 
 
+def native_bfloat16() -> bool:
+    """Whether this CPU computes bfloat16 natively (oneDNN on AVX512-BF16 or AMX)."""
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
+
+
+def mixed_precision() -> torch.autocast:
+    """bfloat16 for the networks' products where the CPU computes it natively: a training step takes 0.55-0.6 of
+    its float32 time there; elsewhere float32, which bfloat16 would slow down."""
+    return torch.autocast("cpu", dtype=torch.bfloat16, enabled=native_bfloat16())
+
+
+def decoded_pool(decoder, n: int, g: torch.Generator, chunk: int = 256) -> tuple[torch.Tensor, torch.Tensor]:
+    """``n`` codes ``(n, 100)`` and the faces they decode to ``(n, 3, 64, 64)``, decoded once."""
+    z = synthetic.sample_codes(n, g)
+    with torch.no_grad(), mixed_precision():
+        return z, torch.cat([decoder(z[i : i + chunk]).float() for i in range(0, n, chunk)])
+
+
+def fit_codes(encoder: Encoder, z: torch.Tensor, x: torch.Tensor, steps: int, batch: int, lr: float,
+              g: torch.Generator, on_step: OnStep | None = None, total: int | None = None) -> None:
+    """Teach ``encoder`` the known codes ``z`` of the renders ``x``, each seen as a video crop (jittered in colour
+    and framing, resampled through a lower resolution): a regression in code space, no gradient through the decoder,
+    so a step costs a tenth of a picture-loss step."""
+    opt = torch.optim.Adam(encoder.parameters(), lr=lr, betas=(0.5, 0.999))
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps, pct_start=0.1)
+    for step in range(steps):
+        i = torch.randint(len(x), (batch,), generator=g)
+        with torch.no_grad():
+            seen = augment.degrade(augment.colour_jitter(augment.jitter_geometry(x[i], g, 0.03, 0.04, 4.0), g), g)
+        with mixed_precision():
+            loss = F.mse_loss(encoder(seen).float(), z[i])
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        sched.step()
+        if on_step:
+            on_step(step + 1, total or steps, {"latent": loss.item()})
+
+
 def train_autoencoder(steps: int = 1000, batch: int = 48, seed: int = 0, faces: torch.Tensor | None = None,
-                      lr: float = 2e-3, on_step: OnStep | None = None) -> GenerativeModel:
-    """The encoder of the plain autoencoder, with the mean of its codes over the training faces."""
+                      lr: float = 2e-3, on_step: OnStep | None = None, code_steps: int = 0,
+                      pool: int = 2048) -> GenerativeModel:
+    """The encoder of the plain autoencoder, with the mean of its codes over the training faces: ``code_steps`` of
+    :func:`fit_codes` on ``pool`` renders first, then ``steps`` with the picture loss through the decoder."""
     torch.manual_seed(seed)
     g = torch.Generator().manual_seed(seed)
     decoder = synthetic.load_decoder()
     encoder = Encoder()
-    opt = torch.optim.Adam(encoder.parameters(), lr=lr, betas=(0.5, 0.999))
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps, pct_start=0.1)
-    real = _real_batches(faces, batch // 4, g) if faces is not None and len(faces) else None
     start = time.monotonic()
+    total = code_steps + steps
+    if code_steps:
+        pool_z, pool_x = decoded_pool(decoder, pool, g)
+        fit_codes(encoder, pool_z, pool_x, code_steps, 64, lr, g, on_step, total)
+        del pool_x
+    opt = torch.optim.Adam(encoder.parameters(), lr=lr / 4 if code_steps else lr, betas=(0.5, 0.999))
+    sched = (torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps, pct_start=0.1)
+             if steps and not code_steps else None)
+    real = _real_batches(faces, batch // 4, g) if faces is not None and len(faces) else None
     for step in range(steps):
         z = synthetic.sample_codes(batch, g)
-        with torch.no_grad():
-            x = decoder(z)
+        with torch.no_grad(), mixed_precision():
+            x = decoder(z).float()
         half = batch // 2
         # first half: the render itself, only degraded (the code is known); second: jittered, picture loss only
         seen = x.clone()
@@ -82,21 +133,25 @@ def train_autoencoder(steps: int = 1000, batch: int = 48, seed: int = 0, faces: 
             r = next(real)
             seen, target = torch.cat([seen, r]), torch.cat([target, r])
         seen = augment.degrade(seen, g)
-        code = encoder(seen)
-        picture = F.l1_loss(decoder(code), target)
+        with mixed_precision():
+            code = encoder(seen).float()
+            picture = F.l1_loss(decoder(code).float(), target)
         latent = F.mse_loss(code[:half], z[:half])
         loss = picture + 0.05 * latent
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-        sched.step()
+        if sched is not None:
+            sched.step()
         if on_step:
-            on_step(step + 1, steps, {"picture": picture.item(), "latent": latent.item()})
+            on_step(code_steps + step + 1, total, {"picture": picture.item(), "latent": latent.item()})
     encoder.eval().requires_grad_(False)
     with torch.no_grad():
         mean_code = torch.cat([encoder(decoder(synthetic.sample_codes(256, g))) for _ in range(4)]).mean(0)
     info = {
-        "kind": "autoencoder", "steps": steps, "batch": batch, "seed": seed,
+        "precision": "bfloat16" if native_bfloat16() else "float32",
+        "kind": "autoencoder", "steps": total, "code_steps": code_steps, "picture_steps": steps, "batch": batch,
+        "seed": seed,
         "seconds": round(time.monotonic() - start, 1),
         "data": "synthetic faces sampled from the DCGAN" + (f" + {len(faces)} real face crops" if real else ""),
         "decoder": synthetic.PACKAGE, "licence": synthetic.DATA_LICENCE,
@@ -137,9 +192,7 @@ def landmark_pool(decoder, g: torch.Generator, pool: int = GAN_POOL) -> tuple[to
     from deidcli.detection import build_detector
     from deidcli.generative.face_warp import find_landmarks
 
-    with torch.no_grad():
-        z = synthetic.sample_codes(pool, g)
-        x = torch.cat([decoder(z[i : i + 256]) for i in range(0, pool, 256)])
+    z, x = decoded_pool(decoder, pool, g)
     lm = find_landmarks(x, build_detector("centerface"))
     ok = torch.isfinite(lm).all(2).all(1)
     return z[ok], x[ok], lm[ok]
@@ -158,7 +211,8 @@ def train_landmark_net(faces: torch.Tensor, landmarks: torch.Tensor, g: torch.Ge
         i = torch.randint(len(faces), (batch,), generator=g)
         with torch.no_grad():
             seen = augment.degrade(augment.colour_jitter(faces[i], g, 0.5), g, smallest=24)
-        loss = F.l1_loss(net(seen) + 0.5, target[i])
+        with mixed_precision():
+            loss = F.l1_loss(net(seen).float() + 0.5, target[i])
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -191,19 +245,22 @@ def train_attribute_preserving(base: GenerativeModel, steps: int = 300, batch: i
     _, pool_x, pool_lm = landmark_pool(decoder, g, pool)
     marks = train_landmark_net(pool_x, pool_lm, g, landmark_steps)
     for step in range(steps):
-        with torch.no_grad():
-            x = decoder(synthetic.sample_codes(batch, g))
+        with torch.no_grad(), mixed_precision():
+            x = decoder(synthetic.sample_codes(batch, g)).float()
             x = augment.degrade(augment.colour_jitter(augment.jitter_geometry(x, g), g, 0.5), g, smallest=24)
             if real is not None:
                 x = torch.cat([x, next(real)])
-            code = base_encoder(x)
-            e_in = _identity(facenet, x)
-            colour_in, layout_in, marks_in = face_colour(x), face_layout(decoder(code)), marks(x)
-        new_code = ap(x)
-        out = decoder(new_code)
-        e_out = _identity(facenet, out)
+            code = base_encoder(x).float()
+            e_in = _identity(facenet, x).float()
+            colour_in, layout_in = face_colour(x), face_layout(decoder(code).float())
+            marks_in = marks(x).float()
+        with mixed_precision():
+            new_code = ap(x).float()
+            out = decoder(new_code).float()
+            e_out = _identity(facenet, out).float()
+            marks_out = marks(out).float()
         identity = F.relu((e_out * e_in).sum(1) - tau).mean()
-        posed = F.l1_loss(marks(out), marks_in) * POSE_WEIGHT
+        posed = F.l1_loss(marks_out, marks_in) * POSE_WEIGHT
         attributes = F.l1_loss(face_colour(out), colour_in) * 10 + F.l1_loss(face_layout(out), layout_in) * 0.5 + posed
         stay = F.mse_loss(new_code, code)
         spread = torch.pdist(e_out).mean()
@@ -227,28 +284,71 @@ def train_attribute_preserving(base: GenerativeModel, steps: int = 300, batch: i
     return GenerativeModel("autoencoder-ap", decoder, base_encoder, base.mean_code, encoder_ap=ap, info=info)
 
 
-DEFAULT_STEPS = {"autoencoder": 1000, "autoencoder-ap": 300, "gan": 1200}
+# The default models: what the first run that needs one, `deid train` and `make models` train (seed 0, synthetic
+# faces only). Sized to train in under two minutes each on two cores, base autoencoder included (docs/methods.md
+# has their time, privacy and detail figures).
+RECIPES: dict[str, dict] = {
+    "autoencoder": {"code_steps": 300, "steps": 40, "pool": 1024},
+    "autoencoder-ap": {"steps": 100, "pool": 384, "landmark_steps": 200},
+    "gan": {"steps": 300, "batch": 16, "pool": 384, "rebuild_in_codes": True},
+}
 
 
-def _base(seed: int) -> GenerativeModel:
-    """The autoencoder the other kinds start from: the cached default if there is one, else trained first."""
-    from deidcli.generative.model import default_model_path
+class Progress(Protocol):
+    """What shows training's progress: :class:`deidcli.progress.FrameProgress` or anything with its two hooks."""
 
-    path = default_model_path("autoencoder")
-    return GenerativeModel.load(path, "autoencoder") if path.is_file() else train_autoencoder(seed=seed)
+    def start(self, total: int | None, description: str) -> None: ...
+
+    def advance(self, n: int) -> None: ...
+
+
+def stepper(progress: Progress | None, label: str) -> OnStep | None:
+    """An ``on_step`` that shows ``label``'s steps on ``progress``."""
+    if progress is None:
+        return None
+
+    def on_step(step: int, total: int, losses: dict[str, float]) -> None:
+        if step == 1:
+            progress.start(total, label)
+        progress.advance(1)
+
+    return on_step
+
+
+def _base(seed: int, progress: Progress | None) -> GenerativeModel:
+    """The autoencoder the other kinds start from: the cached default (trained into the cache first if absent) or,
+    for another seed, one trained now."""
+    from deidcli.generative.model import default_model_path, ensure_default
+
+    if seed != 0:
+        return train_autoencoder(seed=seed, on_step=stepper(progress, "train autoencoder"), **RECIPES["autoencoder"])
+    return ensure_default("autoencoder", progress) or GenerativeModel.load(default_model_path("autoencoder"),
+                                                                            "autoencoder")
 
 
 def train(kind: str, faces: torch.Tensor | None = None, steps: int | None = None, seed: int = 0,
-          on_step: OnStep | None = None) -> GenerativeModel:
-    """Train the model of ``kind`` (see :data:`DEFAULT_STEPS`) with its default settings."""
-    steps = steps or DEFAULT_STEPS[kind]
+          progress: Progress | None = None) -> GenerativeModel:
+    """Train the model of ``kind`` by its :data:`RECIPES` entry (``steps`` overrides its steps); ``gan`` and
+    ``autoencoder-ap`` start from the default autoencoder, trained first if the cache does not have it."""
+    if kind not in RECIPES:
+        raise ValueError(f"unknown model kind {kind!r}")
+    recipe = dict(RECIPES[kind], **({"steps": steps} if steps else {}))
+    on_step = stepper(progress, f"train {kind}")
     if kind == "autoencoder":
-        return train_autoencoder(steps, seed=seed, faces=faces, on_step=on_step)
-    if kind == "autoencoder-ap":
-        return train_attribute_preserving(_base(seed), steps, seed=seed, faces=faces, on_step=on_step)
-    if kind == "gan":
-        return train_gan(_base(seed), steps, seed=seed, on_step=on_step)
-    raise ValueError(f"unknown model kind {kind!r}")
+        model = train_autoencoder(seed=seed, faces=faces, on_step=on_step, **recipe)
+    elif kind == "autoencoder-ap":
+        model = train_attribute_preserving(_base(seed, progress), seed=seed, faces=faces, on_step=on_step, **recipe)
+    else:
+        model = train_gan(_base(seed, progress), seed=seed, on_step=on_step, **recipe)
+    if not steps and faces is None and seed == 0:
+        model.info["recipe"] = default_recipe(kind)
+    return model
+
+
+def default_recipe(kind: str) -> dict:
+    """What a default model of ``kind`` is trained by, its base's recipe included: a cached model with another one
+    (from an older deid) is trained again."""
+    return {"kind": kind, **RECIPES[kind], **({"base": RECIPES["autoencoder"]} if kind != "autoencoder" else {})}
 
 
 HEAT_SIGMA = 2.5  # pixels of the 64 px square
@@ -271,7 +371,8 @@ def gan_planes(faces: torch.Tensor, landmarks: torch.Tensor) -> torch.Tensor:
 
 
 def train_gan(base: GenerativeModel, steps: int = 1200, batch: int = 24, seed: int = 0, lr: float = 5e-4,
-              targets: int = 512, pool: int = GAN_POOL, on_step: OnStep | None = None) -> GenerativeModel:
+              targets: int = 512, pool: int = GAN_POOL, on_step: OnStep | None = None,
+              rebuild_in_codes: bool = False) -> GenerativeModel:
     """``base`` with the conditioned encoder of ``gan`` and a pool of ``targets`` pseudo-identity codes.
 
     Trained on synthetic faces ``x = D(z)`` with their landmarks: given its own code (``t = z``) the generator must
@@ -297,19 +398,24 @@ def train_gan(base: GenerativeModel, steps: int = 1200, batch: int = 24, seed: i
         x, z, lm = pool_x[i], pool_z[i], pool_lm[i]
         other = pool_z[torch.randint(len(pool_x), (batch,), generator=g)]
         planes = gan_planes(x, lm)
-        own = decoder(gen(planes, z))
-        z_swapped = gen(planes, other)
-        swapped = decoder(z_swapped)
+        with mixed_precision():
+            own_code = gen(planes, z).float()
+            z_swapped = gen(planes, other).float()
+            swapped = decoder(z_swapped).float()
         composite = m * swapped + (1 - m) * x
         # discriminator: renders are real, composites with another identity are not
-        d_loss = F.relu(1 - critic(x)).mean() + F.relu(1 + critic(composite.detach())).mean()
+        with mixed_precision():
+            d_loss = F.relu(1 - critic(x).float()).mean() + F.relu(1 + critic(composite.detach()).float()).mean()
         opt_d.zero_grad(set_to_none=True)
         d_loss.backward()
         opt_d.step()
-        rebuild = F.l1_loss(own, x)
+        # given its own code, the face again: compared in code space (no decoder pass) or as a picture
+        with mixed_precision():
+            rebuild = (F.mse_loss(own_code, z) * 0.2 if rebuild_in_codes
+                       else F.l1_loss(decoder(own_code).float(), x))
+            adversarial = F.softplus(-critic(composite).float()).mean() * 0.01
         context = F.l1_loss((1 - m) * swapped, (1 - m) * x) * 2
         layout = F.l1_loss(face_layout(swapped), face_layout(x)) * 0.2
-        adversarial = F.softplus(-critic(composite)).mean() * 0.01
         # codes stay where the decoder was trained (|z|^2 / 100 of N(0, I) is 1): off it, it draws noise
         prior = (z_swapped.pow(2).mean(1) - 1).pow(2).mean() * 0.1
         loss = rebuild + context + layout + adversarial + prior

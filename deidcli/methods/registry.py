@@ -202,7 +202,7 @@ METHODS: dict[str, Method] = {
 
 def unavailable(name: str) -> str | None:
     """Why method ``name`` cannot run with its default model here (one line), or None: the generative methods need
-    the ``generative`` extra and, all but ``replace``, a model built by ``deid train``."""
+    the ``generative`` extra (their models are trained on first use: :func:`untrained`)."""
     from deidcli.errors import ModelUnavailableError
 
     needs = METHODS[name].needs
@@ -214,12 +214,33 @@ def unavailable(name: str) -> str | None:
         synthetic.weights_path()
     except ModelUnavailableError as exc:
         return str(exc)
-    if needs == "generative":
-        from deidcli.generative.model import default_model_path
-
-        if not default_model_path(name).is_file():
-            return f"no model {default_model_path(name)}: build it with deid train {name} (or make models)"
     return None
+
+
+def untrained(names: list[str], model: Path | str | None = None) -> list[str]:
+    """The methods among ``names`` whose default model the first run must train (:func:`~deidcli.generative.model.
+    ensure_default`): generative, no ``model`` given, the extra installed, nothing in the cache yet."""
+    if model is not None:
+        return []
+    out = []
+    for name in dict.fromkeys(names):
+        if name in METHODS and METHODS[name].needs == "generative" and unavailable(name) is None:
+            from deidcli.generative.model import needs_training
+
+            if needs_training(name):
+                out.append(name)
+    return out
+
+
+def train_untrained(names: list[str], model: Path | str | None = None, progress=None) -> list[str]:
+    """Train the default models :func:`untrained` names, showing their steps on ``progress`` (a
+    :class:`~deidcli.progress.FrameProgress`); returns the methods trained."""
+    from deidcli.generative.model import ensure_default
+
+    todo = untrained(names, model)
+    for name in todo:
+        ensure_default(name, progress)
+    return todo
 
 
 def get_method(
@@ -227,7 +248,7 @@ def get_method(
     model: Path | str | None = None, donors: Path | str | None = None,
 ) -> Method:
     """The method called ``name``, ready to call, with fresh per-run state: eigenface methods load ``basis``
-    (default: the bundled one), generative ones ``model`` (default: the cache's, from ``deid train``), ``replace``
+    (default: the bundled one), generative ones ``model`` (default: the cache's, trained there on first use), ``replace``
     its ``donors`` folder (default: faces sampled from the decoder)."""
     try:
         method = METHODS[name]
