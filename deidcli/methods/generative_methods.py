@@ -3,8 +3,9 @@
 Every method here works in the decoder's 64 x 64 square (:mod:`deidcli.generative.face_warp`): the face is warped
 there from its box (or its landmarks), a new face is made, colour-matched to the old one inside the face ellipse (skin
 tone and light are kept; a mean and a spread per channel say nothing of who it is), and warped back over the face.
-The rest of the region (hair, ears, the band around the face) is blurred, as the eigenface methods do, so nothing of
-the original but its colours and its outline survives.
+The rest of the region (hair, ears, the band around the face) keeps only its colours, blurred as before (a sharper
+band let FaceNet name people from their hair: docs/methods.md), with synthetic strands as strong as its own texture
+(:mod:`deidcli.methods.strands`): it reads as hair, not as a flat oval.
 
 * ``autoencoder``: ``D((1 - b) E(x) + b z_mean)`` at the norm of ``E(x)`` (methods.md 2.4).
 * ``autoencoder-ap``: ``D((1 - b) E(x) + b E'(x))`` with ``E'`` fine-tuned to change identity and keep attributes (3).
@@ -23,7 +24,7 @@ from pathlib import Path
 import torch
 
 from deidcli.generative import face_warp
-from deidcli.methods import naive
+from deidcli.methods import naive, strands
 
 BAND_BLUR = 24.0  # sigma at a 112 px region, for the hair and background around the new face
 MIN_SPREAD, MAX_SPREAD = 0.6, 1.5  # limits on the colour-spread match, so a flat face is not blown up
@@ -41,14 +42,14 @@ def match_colours(new: torch.Tensor, old: torch.Tensor, mask: torch.Tensor) -> t
 
 
 def regenerate(crops: torch.Tensor, inner: float, make: Callable[[torch.Tensor, torch.Tensor | None], torch.Tensor],
-               landmarks: torch.Tensor | None = None, band_blur: float = BAND_BLUR) -> torch.Tensor:
+               landmarks: torch.Tensor | None = None, band_blur: float = BAND_BLUR, hair: bool = True) -> torch.Tensor:
     """Apply ``make(faces (B, 3, 64, 64), square_landmarks) -> (B, 3, 64, 64)`` to the face of every region crop
     ``(B, 3, H, W)``.
 
     ``inner`` is the share of the crop the detector's box takes; ``landmarks: (B, 5, 2)`` in crop pixels, when the
     detector gave them; ``make`` gets them in the square's ``[0, 1]`` (or ``None``), so methods that need
-    landmarks do not look for them again. Returns the crops with the face replaced and the band around it blurred,
-    in ``[0, 1]``.
+    landmarks do not look for them again. Returns the crops with the face replaced and the band around it blurred
+    (with strands where ``hair``), in ``[0, 1]``.
     """
     b, _, h, w = crops.shape
     x = crops.float()
@@ -60,6 +61,9 @@ def regenerate(crops: torch.Tensor, inner: float, make: Callable[[torch.Tensor, 
     back = face_warp.from_canonical(torch.cat([new, mask.expand(b, 1, -1, -1)], 1), t, h, w)
     m = back[:, 3:].clamp(0, 1)
     band = naive.fast_gaussian_blur(x, band_blur * h / 112)
+    if hair:
+        centres = t[:, :, 2] + t[:, :, :2] @ torch.tensor(face_warp.FACE_CENTRE, device=x.device)
+        band = strands.hair_band(x, band, centres)
     return (m * back[:, :3] + (1 - m) * band).clamp(0, 1).to(crops.dtype)
 
 
