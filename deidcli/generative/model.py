@@ -9,8 +9,8 @@ ahead of time); nothing is downloaded. Their weights cannot ship: the decoder th
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 import sys
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
