@@ -289,7 +289,7 @@ def train_attribute_preserving(base: GenerativeModel, steps: int = 300, batch: i
 # has their time, privacy and detail figures).
 RECIPES: dict[str, dict] = {
     "autoencoder": {"code_steps": 300, "steps": 40, "pool": 1024},
-    "autoencoder-ap": {"steps": 100, "pool": 384, "landmark_steps": 200},
+    "autoencoder-ap": {"steps": 300, "pool": 1024, "landmark_steps": 400},
     "gan": {"steps": 300, "batch": 16, "pool": 384, "rebuild_in_codes": True},
 }
 
