@@ -285,8 +285,8 @@ def train_attribute_preserving(base: GenerativeModel, steps: int = 300, batch: i
 
 
 # The default models: what the first run that needs one, `deid train` and `make models` train (seed 0, synthetic
-# faces only). Sized to train in under two minutes each on two cores, base autoencoder included (docs/methods.md
-# has their time, privacy and detail figures).
+# faces only). autoencoder and gan train in under two minutes on two cores, base included; autoencoder-ap keeps its
+# 300 steps (about three minutes), as fewer did not protect every rebuild (docs/methods.md has the figures).
 RECIPES: dict[str, dict] = {
     "autoencoder": {"code_steps": 300, "steps": 40, "pool": 1024},
     "autoencoder-ap": {"steps": 300, "pool": 1024, "landmark_steps": 400},
