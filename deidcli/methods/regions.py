@@ -195,7 +195,10 @@ def anonymize_frame(
         polygon = None
         if detections.polygons is not None and detections.polygons[i] is not None:
             polygon = detections.polygons[i] - np.array([left, top])
-        written, reason = _region(crop, style, frame_index, i, tid, full, peak, lm, polygon)
+        stored = None
+        if coding is not None and method.stored_probe is not None and frame.dtype == np.uint8:
+            stored = crop_coding(coding, left, top)
+        written, reason = _region(crop, style, frame_index, i, tid, full, peak, lm, polygon, stored)
         if reason:
             written, _ = _region(crop, frost, frame_index, i, tid, full, peak, polygon=polygon)
             if fallbacks is not None:
@@ -221,10 +224,23 @@ def _frame_method(frame: np.ndarray, detections: Detections, method: Method, str
     return out, np.asarray(still, dtype=bool)
 
 
+def crop_coding(coding: Coding, left: int, top: int) -> Coding:
+    """``coding`` for a crop whose top-left pixel is ``(left, top)`` in the frame: the crop is padded (edge pixels)
+    to start on the frame's even grid, so 4:2:0 chroma (2x2 pixels) and a JPEG's 8x8 blocks' parity fall where the
+    frame's do."""
+    px, py = left % 2, top % 2
+
+    def code(image: np.ndarray) -> np.ndarray:
+        return coding(np.pad(image, ((py, 0), (px, 0), (0, 0)), mode="edge"))[py:, px:]
+
+    return code
+
+
 def _region(crop: torch.Tensor, style: RegionStyle, frame_index: int, i: int, tid: int, full, peak: float,
-            landmarks: torch.Tensor | None = None, polygon: np.ndarray | None = None) -> tuple[np.ndarray, str]:
+            landmarks: torch.Tensor | None = None, polygon: np.ndarray | None = None,
+            coding: Coding | None = None) -> tuple[np.ndarray, str]:
     """One region anonymized as it will be written (``h x w x 3``, in ``0..peak``), and why it must be redone
-    ("" if not)."""
+    ("" if not). ``coding``: the crop as the output stores it, for a method an encoder can undo."""
     method = style.method
     gen = None
     if method.random:
@@ -233,7 +249,7 @@ def _region(crop: torch.Tensor, style: RegionStyle, frame_index: int, i: int, ti
         gen.manual_seed(_stable_seed(key))
     anon, met, why = method.apply(
         crop, style.strength, generator=gen, color=style.color, inner=1 / style.mask_scale,
-        track=tid if tid >= 0 else None, landmarks=landmarks,
+        track=tid if tid >= 0 else None, landmarks=landmarks, coding=coding,
     )
     h, w = crop.shape[-2:]
     m = region_mask(h, w, "box" if method.exact_crop else style.mask_shape, crop.device, full, polygon)

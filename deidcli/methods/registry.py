@@ -82,13 +82,15 @@ class Method:
         inner: float = 1.0,
         track: Hashable | None = None,
         landmarks: torch.Tensor | None = None,
+        coding: Callable[[Any], Any] | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor, str]:
         """The method applied to ``crops: (B, C, H, W)`` in ``[0, 1]`` (pixel parameters scaled by ``H / 112``), and
         whether each crop met the method's goal ``(B,)``, with the reason when one did not.
 
         ``inner`` is the share of the crop's height that the detector's box takes (the crop is the box grown by the
         mask scale); ``track`` names the person, for methods that keep a choice along a track (k-Same, the
-        generative targets); ``landmarks: (B, 5, 2)`` in crop pixels, when the detector gave them. Methods
+        generative targets); ``landmarks: (B, 5, 2)`` in crop pixels, when the detector gave them; ``coding``
+        (``h x w x 3`` uint8 -> the same, as the output stores it) for a method an encoder can undo. Methods
         with a goal of their own (an adversarial attack's distance) return ``(crops, met, reason)``; the others
         always meet theirs, which :func:`~deidcli.methods.regions.anonymize_frame` still checks by the change
         written.
@@ -97,7 +99,10 @@ class Method:
             raise ValueError(f"method {self.name!r} needs a model ({self.needs}): get it with get_method()")
         s = self.default_strength if strength is None else float(strength)
         args = (crops, s, crops.shape[-2] / REFERENCE_SIZE, generator, color, inner, track, self.model)
-        out = self._fn(*args, landmarks=landmarks) if self.uses_landmarks else self._fn(*args)
+        kwargs: dict[str, Any] = {"landmarks": landmarks} if self.uses_landmarks else {}
+        if coding is not None and self.stored_probe is not None:
+            kwargs["coding"] = coding
+        out = self._fn(*args, **kwargs)
         if isinstance(out, tuple):
             return out
         return out, torch.ones(len(crops), dtype=torch.bool, device=crops.device), ""
