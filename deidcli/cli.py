@@ -116,6 +116,9 @@ StripMetadataOpt = Annotated[bool, typer.Option(
 AuditOpt = Annotated[bool, typer.Option(
     "--audit", help="Run `deid audit` on each finished video (slow); its leak rate goes in the report (deid batch: "
                     "in the manifest).")]
+KeepDetectionsOpt = Annotated[bool, typer.Option(
+    "--keep-detections", help="Write the regions anonymized beside each video output (OUTPUT.detections.jsonl), "
+                              "for `deid review` and for rendering again with --detections.")]
 FailOnLeakOpt = Annotated[Optional[float], typer.Option(
     help="Audit each video; exit 11 when a leak rate is above this (0 = any leak): a CI gate.")]
 TileScaleOpt = Annotated[
@@ -174,10 +177,12 @@ _CONFIG_OPTIONS = (
     "targets", "body_model", "vehicle_model", "plate_model", "method", "strength", "basis", "model", "donors",
     "consented", "consent_distance", "mask_shape", "mask_scale", "color", "detector", "threshold", "scale", "tile",
     "tile_scale", "tile_every", "detect_every", "detect_batch", "track", "lookahead", "hold", "device", "codec", "crf",
-    "preset", "exact_size", "seed", "strip_metadata", "overwrite", "audit", "fail_on_leak", *_PLACE_OPTIONS)
+    "preset", "exact_size", "seed", "strip_metadata", "overwrite", "audit", "keep_detections", "fail_on_leak",
+    *_PLACE_OPTIONS)
 _CONFIG_KEY = {"lookahead": "lookahead_s", "hold": "hold_s"}  # where the key is not the option's name
 _TO_CONFIG = {"donors": _path, "consented": _path, "areas": _path, "geofence": _path, "telemetry": _path,
-              "color": _parse_color, "exact_size": _flag, "strip_metadata": _flag, "overwrite": _flag, "audit": _flag}
+              "color": _parse_color, "exact_size": _flag, "strip_metadata": _flag, "overwrite": _flag, "audit": _flag,
+              "keep_detections": _flag}
 
 
 def _config_overrides(options: dict, names: tuple[str, ...] = _CONFIG_OPTIONS) -> dict:
@@ -252,6 +257,7 @@ def run(
     strip_metadata: StripMetadataOpt = False,
     overwrite: OverwriteOpt = False,
     audit: AuditOpt = False,
+    keep_detections: KeepDetectionsOpt = False,
     fail_on_leak: FailOnLeakOpt = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print the report as JSON on stdout (for scripts, CI).")] = False,
     quiet: QuietOpt = False,
@@ -259,6 +265,11 @@ def run(
     detections: Annotated[
         Optional[Path],
         typer.Option(help="Use the regions in this `deid detect` file instead of detecting (one video input)."),
+    ] = None,
+    corrections: Annotated[
+        Optional[Path],
+        typer.Option(help="With --detections: apply the corrections a reviewer saved in `deid review` (tracks "
+                     "added, deleted, trimmed, kept)."),
     ] = None,
     areas: AreasOpt = None,
     geofence: GeofenceOpt = None,
@@ -294,6 +305,12 @@ def run(
     jobs = plan_jobs(inputs, output)
     if detections is not None and (len(jobs) != 1 or jobs[0].kind != "video"):
         raise ConfigError("--detections applies to exactly one video input")
+    if corrections is not None:
+        from deidcli.detections_io import Reviewed
+
+        if detections is None:
+            raise ConfigError("--corrections needs --detections (the `deid detect` file they correct)")
+        detections = Reviewed(detections, corrections)
     if telemetry is not None and len(jobs) != 1:
         raise ConfigError("--telemetry is one flight's: give one video (several find the .SRT beside each)")
     for folder in {j.dst.parent for j in jobs}:  # what runs killed with kill -9 left behind
@@ -550,6 +567,84 @@ def areas_sheet(
         typer.echo(json.dumps(result))
     if not quiet:
         typer.echo(f"{dst}  ({result['frames_shown']} frames shown)", err=True)
+
+
+@app.command("review")
+def review(
+    original: Annotated[Path, typer.Argument(help="The source video.")],
+    anonymized: Annotated[Optional[Path], typer.Argument(
+        help="The anonymized video. Default: NAME_anonymized.EXT beside the source.")] = None,
+    detections: Annotated[Optional[Path], typer.Option(
+        help="The regions the output was rendered from. Default: ANONYMIZED.detections.jsonl (deid run "
+             "--keep-detections), else SOURCE.detections.jsonl (deid detect).")] = None,
+    corrections: Annotated[Optional[Path], typer.Option(
+        help="Where the corrections are saved as you make them. Default: ANONYMIZED.corrections.json.")] = None,
+    port: Annotated[int, typer.Option(help="Port on 127.0.0.1 (default: a free one).")] = 0,
+    no_browser: Annotated[bool, typer.Option("--no-browser", help="Print the page's address; open no browser.")] = False,
+    audit: Annotated[bool, typer.Option("--audit", help="Audit the output first and list its leak candidates at "
+                                                          "the top (slow).")] = False,
+    config: ConfigOpt = None,
+    method: MethodOpt = None,
+) -> None:
+    """Check an anonymized video in your browser, correct what was missed, and sign it off.
+
+    \b
+    1. deid run clip.mp4 --keep-detections
+       writes clip_anonymized.mp4 and the regions it hid (.detections.jsonl)
+    2. deid review clip.mp4
+       opens the page: step frames (Left/Right), outlines, a timeline lane
+       and thumbnails per track, and what to look at first
+    3. on the page: Draw box round a missed face (OpenCV's MIL tracker
+       carries it through the video); delete a false track; trim one; keep
+       a consenting person. Each is saved at once (.corrections.json)
+    4. run the re-render command the page shows (deid run ... --detections
+       ... --corrections ... --overwrite), then reload the page
+    5. Approve: clip_anonymized.mp4.review.json records who, when, the
+       file's SHA-256 and the number of corrections
+
+    The page is served on 127.0.0.1 only; Ctrl+C ends the review.
+    `deid batch --require-review` publishes only approved outputs.
+    """
+    import webbrowser
+
+    from deidcli.config import load_config
+    from deidcli.detections_io import detections_path
+    from deidcli.errors import InputNotFoundError
+    from deidcli.outputs import default_output
+    from deidcli.review.server import ReviewServer
+    from deidcli.review.session import ReviewSession
+    from deidcli.targets import DETECTED, parse_targets, per_target
+
+    anonymized = anonymized or default_output(original)
+    for path in (original, anonymized):
+        if not path.is_file():
+            raise InputNotFoundError(f"{path}: no such file")
+    if detections is None:
+        beside = [detections_path(anonymized), detections_path(original)]
+        detections = next((p for p in beside if p.is_file()), None)
+        if detections is None:
+            raise InputNotFoundError(f"{beside[0]}: no regions to review; render with `deid run {original} "
+                                     f"--keep-detections` (or give --detections FILE from `deid detect`)")
+    cfg = load_config(config).with_overrides(**_config_overrides(locals(), ("method",)))
+    targets = tuple(dict.fromkeys(parse_targets(cfg.targets) + DETECTED))
+    methods = {t: m or "default" for t, m in per_target(cfg.method, targets, str, "method").items()}
+    leaks = []
+    if audit:
+        from deidcli.audit import audit_output
+
+        typer.echo("deid: auditing the output first ...", err=True)
+        leaks = audit_output(original, anonymized).leaks
+    render_args = [a for a in (["--config", str(config)] if config else []) + (["--method", method] if method else [])]
+    session = ReviewSession(original, anonymized, detections, methods, corrections, leaks, render_args)
+    server = ReviewServer(session, port)
+    typer.echo(f"deid review: {server.url}  (corrections: {session.corrections_path}; Ctrl+C to end)", err=True)
+    if not no_browser:
+        webbrowser.open(server.url)
+    try:
+        server.serve_forever()
+    finally:
+        server.server_close()
+        session.close()
 
 
 @app.command("audit")

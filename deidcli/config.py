@@ -72,6 +72,7 @@ class DeidConfig:
     telemetry_gaps: str = "refuse"  # frames the telemetry does not cover: refuse the file, or mask them whole
     # checking: `deid audit` on every finished video (batch and run)
     audit: bool = False
+    keep_detections: bool = False  # write the regions anonymized beside the output, for `deid review`
     audit_every: int = 1  # audit every N-th frame
     fail_on_leak: float | None = None  # exit 11 when a file's audited leak rate is above this (turns the audit on)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 from deidcli import __version__
@@ -11,6 +12,19 @@ from deidcli.detections import Detections
 from deidcli.errors import InvalidMediaError
 
 FORMAT = "deid-detections/1"
+
+
+@dataclass(frozen=True)
+class Reviewed:
+    """A ``deid detect`` file with the corrections a reviewer made to it (``deid review``)."""
+
+    detections: Path
+    corrections: Path
+
+
+def detections_path(output: Path) -> Path:
+    """Where ``deid run --keep-detections`` puts the regions of ``output``, and ``deid review`` looks for them."""
+    return Path(output).with_name(Path(output).name + ".detections.jsonl")
 
 
 def header(source: Path, width: int, height: int, frames: int, fps: float | None) -> dict:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import json
+import os
 import queue
 import threading
 import time
@@ -25,7 +26,8 @@ from deidcli.detection.camera_motion import CameraMotion
 from deidcli.detection.keyframes import KeyframeCount, keyframe_detections
 from deidcli.detection.tile_schedule import tile_every
 from deidcli.detections import Detections
-from deidcli.detections_io import frame_line, header, read_detections
+from deidcli.review.corrections import Corrections
+from deidcli.detections_io import Reviewed, detections_path, frame_line, header, read_detections
 from deidcli.errors import DecodeError, DeidError, InvalidMediaError
 from deidcli.image_io import JPEG_OPTIONS, jpeg_round_trip, open_image
 from deidcli.media import Job
@@ -215,14 +217,25 @@ def _measured(frames: Iterable[Frame], measure: Callable[[int, np.ndarray], None
 
 
 def stored_regions(
-    frames: Iterable[Frame], path: Path, info, result: FileResult
+    frames: Iterable[Frame], path: Path | Reviewed, info, result: FileResult
 ) -> Iterator[tuple[Frame, Detections]]:
-    """Regions from a ``deid detect`` file instead of the detector; the file must cover every frame."""
+    """Regions from a ``deid detect`` file instead of the detector, with a reviewer's corrections where ``path``
+    names them (:class:`~deidcli.detections_io.Reviewed`); the file must cover every frame."""
+    corrections = None
+    if isinstance(path, Reviewed):
+        corrections = Corrections.load(path.corrections)
+        if (corrections.width, corrections.height) != (info.width, info.height):
+            raise InvalidMediaError(f"{path.corrections}: corrections are for a {corrections.width}x"
+                                    f"{corrections.height} video, not {info.width}x{info.height}")
+        path = path.detections
+    rules = corrections.rules() if corrections is not None else None
     stored = read_detections(path, info.width, info.height)
     for frame in frames:
         dets = next(stored, None)
         if dets is None:
             raise InvalidMediaError(f"{path}: no detections for frame {frame.index}; rerun `deid detect`")
+        if corrections is not None:
+            dets = corrections.apply(frame.index, dets, rules)
         result.count(dets[dets.confidence > 0])
         yield frame, dets
     if next(stored, None) is not None:
@@ -259,9 +272,10 @@ def _anonymize_stream(
     cfg: DeidConfig,
     result: FileResult,
     on_advance: AdvanceHook | None = None,
-    detections: Path | None = None,
+    detections: Path | Reviewed | None = None,
     check: StoredCheck | None = None,
     places: VideoPlaces | None = None,
+    on_regions: Callable[[Frame, Detections], None] | None = None,
 ) -> None:
     """Decode | detect + anonymize | encode one video stream through ``writer``, which is closed (or aborted on any
     failure) before this returns. The probes of the faces given to a method an encoder can undo are added to
@@ -300,6 +314,8 @@ def _anonymize_stream(
         for frame, dets in found.items(stages):
             if places is not None:
                 dets = places.apply(dets, frame.index, frame.pts)
+            if on_regions is not None:
+                on_regions(frame, dets)
             changed: list[tuple[int, int, int, int]] = []
             given: list = []
             t = time.perf_counter()
@@ -415,7 +431,7 @@ def process_video(
     cfg: DeidConfig,
     on_start: StartHook | None = None,
     on_advance: AdvanceHook | None = None,
-    detections: Path | None = None,
+    detections: Path | Reviewed | None = None,
     places: Places | None = None,
 ) -> FileResult:
     """Anonymize one video into ``job.dst``; on any failure nothing is left under that name.
@@ -451,10 +467,15 @@ def process_video(
         if writer.pix_fmt_note:
             result.notes.append(f"stream {info.index}: {writer.pix_fmt_note}")
         check = StoredCheck()
-        _anonymize_stream(reader, writer, anonymizer, cfg, result, on_advance, detections, check, video_places)
+        kept = temps.enter_context(_KeptRegions(job.dst, job.src, info)) if cfg.keep_detections else None
+        _anonymize_stream(reader, writer, anonymizer, cfg, result, on_advance, detections, check, video_places,
+                          kept.write if kept else None)
         # the adversarial methods are made for 8-bit frames: the file as encoded must keep them, or none is published
         if note := check.verify(tmp):
             result.notes.append(note)
+        if kept is not None:
+            kept.publish()
+            result.notes.append(f"regions kept for `deid review` in {kept.path.name}")
     if result.frames_undecodable:
         result.notes.append(f"{result.frames_undecodable} frame(s) of the source cannot be decoded (no keyframe "
                             f"before them, or hidden by an edit list): nothing of them is written")
@@ -466,6 +487,34 @@ def process_video(
     result.frames = len(result.faces_per_frame)
     result.seconds = time.perf_counter() - t0
     return result
+
+
+class _KeptRegions:
+    """The regions a run anonymized, written as a ``deid detect`` file beside the output (``--keep-detections``):
+    ``deid review`` shows them and ``deid run --detections`` renders from them again. Published with the output,
+    never half written."""
+
+    def __init__(self, dst: Path, src: Path, info) -> None:
+        self.path = detections_path(dst)
+        self._tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
+        self._info = info
+        self._fh = open(self._tmp, "w")
+        self._fh.write(json.dumps(header(src, info.width, info.height, info.frames, _fps(info))) + "\n")
+
+    def write(self, frame: Frame, dets: Detections) -> None:
+        time_s = None if frame.pts is None else float(frame.pts * self._info.time_base)
+        self._fh.write(frame_line(frame.index, time_s, dets))
+
+    def publish(self) -> None:
+        self._fh.close()
+        os.replace(self._tmp, self.path)
+
+    def __enter__(self) -> "_KeptRegions":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._fh.close()
+        self._tmp.unlink(missing_ok=True)
 
 
 def detect_video(
@@ -603,7 +652,7 @@ def run_jobs(
     anonymizer: FrameAnonymizer | None = None,
     on_start: StartHook | None = None,
     on_advance: AdvanceHook | None = None,
-    detections: Path | None = None,
+    detections: Path | Reviewed | None = None,
     places: Places | None = None,
 ) -> list[FileResult]:
     """Process every job; a failed file is recorded with its error and the others go on. ``places``: the areas

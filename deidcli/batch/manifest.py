@@ -7,7 +7,6 @@ recorded and, at worst, one torn last line, which the next run ignores. The late
 from __future__ import annotations
 
 import csv
-import hashlib
 import json
 import os
 from pathlib import Path
@@ -23,14 +22,6 @@ CSV_FIELDS = [
     "output_bytes", "duration_s", "frames", "detections", "methods", "audit_leak_rate", "started", "finished",
     "seconds", "deid_version", "reason",
 ]
-
-
-def sha256(path: Path, chunk: int = 1 << 20) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(chunk):
-            h.update(block)
-    return h.hexdigest()
 
 
 class Manifest:

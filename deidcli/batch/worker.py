@@ -11,7 +11,7 @@ from datetime import datetime, timezone
 
 from deidcli.anonymizer import FrameAnonymizer
 from deidcli.areas.places import Places
-from deidcli.batch.manifest import sha256
+from deidcli.outputs import sha256
 from deidcli.positions import strip_positions
 from deidcli.batch.tree import Entry
 from deidcli.config import DeidConfig
