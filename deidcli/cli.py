@@ -177,12 +177,12 @@ _CONFIG_OPTIONS = (
     "targets", "body_model", "vehicle_model", "plate_model", "method", "strength", "basis", "model", "donors",
     "consented", "consent_distance", "mask_shape", "mask_scale", "color", "detector", "threshold", "scale", "tile",
     "tile_scale", "tile_every", "detect_every", "detect_batch", "track", "lookahead", "hold", "device", "codec", "crf",
-    "preset", "exact_size", "seed", "strip_metadata", "overwrite", "audit", "keep_detections", "fail_on_leak",
-    *_PLACE_OPTIONS)
+    "preset", "exact_size", "seed", "strip_metadata", "overwrite", "audit", "keep_detections", "require_review",
+    "fail_on_leak", *_PLACE_OPTIONS)
 _CONFIG_KEY = {"lookahead": "lookahead_s", "hold": "hold_s"}  # where the key is not the option's name
 _TO_CONFIG = {"donors": _path, "consented": _path, "areas": _path, "geofence": _path, "telemetry": _path,
               "color": _parse_color, "exact_size": _flag, "strip_metadata": _flag, "overwrite": _flag, "audit": _flag,
-              "keep_detections": _flag}
+              "keep_detections": _flag, "require_review": _flag}
 
 
 def _config_overrides(options: dict, names: tuple[str, ...] = _CONFIG_OPTIONS) -> dict:
@@ -417,6 +417,11 @@ def batch(
     device: DeviceOpt = None,
     strip_metadata: StripMetadataOpt = False,
     audit: AuditOpt = False,
+    keep_detections: KeepDetectionsOpt = False,
+    require_review: Annotated[bool, typer.Option(
+        "--require-review", help="Publish a video only once a person approved it in `deid review`: until then it "
+                                 "waits in DEST/.deid-held/ and the batch exits 17; rerun to publish the approved.")
+    ] = False,
     fail_on_leak: FailOnLeakOpt = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print a JSON summary on stdout.")] = False,
     quiet: QuietOpt = False,
@@ -437,7 +442,8 @@ def batch(
     Media are found by content as well as by name. Each outcome is appended to DEST/deid-manifest.jsonl (and
     deid-manifest.csv): paths, hashes, duration, frames, detections per target, method, versions, times, status.
     A rerun skips what is done; a killed run leaves no partial output. One bad file never stops the batch.
-    Exit codes: 0 every file done, 12 some failed, 13 all failed, 11 an audited leak rate above --fail-on-leak.
+    Exit codes: 0 every file done, 12 some failed, 13 all failed, 11 an audited leak rate above --fail-on-leak,
+    17 outputs held for review (--require-review).
     """
     from deidcli.anonymizer import FrameAnonymizer, method_names
     from deidcli.areas.places import Places
@@ -469,6 +475,11 @@ def batch(
                    f"{summary.skipped} already done, "
                    f"{summary.failed} failed, {summary.ignored} not media, {summary.refused} refused; "
                    f"manifest: {summary.manifest}", err=True)
+        if cfg.require_review:
+            typer.echo(f"review: {summary.published} approved output(s) published, {len(summary.held)} held until "
+                       "approved:", err=True)
+            for h in summary.held:
+                typer.echo(f"  deid review {Path(source) / h['input']} {h['output']}", err=True)
     if summary.exit_code:
         raise typer.Exit(summary.exit_code)
 

@@ -73,6 +73,7 @@ class DeidConfig:
     # checking: `deid audit` on every finished video (batch and run)
     audit: bool = False
     keep_detections: bool = False  # write the regions anonymized beside the output, for `deid review`
+    require_review: bool = False  # deid batch: videos held until a person approves them (batch/review_gate.py)
     audit_every: int = 1  # audit every N-th frame
     fail_on_leak: float | None = None  # exit 11 when a file's audited leak rate is above this (turns the audit on)
 

@@ -26,6 +26,7 @@ class ExitCode(IntEnum):
     METHOD_FAILED = 14  # a whole-frame method's change did not survive the encoder (nothing written)
     TELEMETRY_UNUSABLE = 15  # the telemetry cannot place a geofence: a gap, not covering the video, no orientation
     AREA_INPUT_INVALID = 16  # an areas, GeoJSON or telemetry file that does not parse (named with line or feature)
+    REVIEW_PENDING = 17  # deid batch --require-review: some outputs are held until a person approves them
     INTERRUPTED = 130
 
 

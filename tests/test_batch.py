@@ -207,3 +207,43 @@ def test_batch_errors_are_one_line(tmp_path):
     assert r.returncode == 3 and r.stderr.count("\n") == 1
     r = run_deid("batch", tmp_path, "-o", tmp_path / "out", "--jobs", "0")
     assert r.returncode == 2 and "jobs" in r.stderr
+
+
+def test_require_review_withholds_videos_until_approved(tmp_path, short_clip):
+    """--require-review: videos wait in DEST/.deid-held (photos are published), the batch exits 17 and names
+    them; once one is approved (deid review's record), the next run moves it into the tree with its detections
+    and approval, records who approved it, and holds the other; a file changed after approval stays held."""
+    from deidcli.review import approval
+
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    (src / "day").mkdir(parents=True)
+    for name in ("a.mp4", "day/b.mp4"):
+        shutil.copyfile(short_clip, src / name)
+    Image.fromarray(np.full((40, 60, 3), 90, np.uint8)).save(src / "still.png")
+    r = run_deid("batch", src, "-o", dst, "--require-review", "--json", "-q")
+    assert r.returncode == 17, r.stderr
+    summary = json.loads(r.stdout)
+    assert summary["exit_code"] == 17 and sorted(h["input"] for h in summary["held"]) == ["a.mp4", "day/b.mp4"]
+    assert not (dst / "a.mp4").exists() and not (dst / "day/b.mp4").exists() and (dst / "still.png").is_file()
+    held_a, held_b = dst / ".deid-held/a.mp4", dst / ".deid-held/day/b.mp4"
+    assert held_a.is_file() and (dst / ".deid-held/a.mp4.detections.jsonl").is_file()
+
+    approval.approve(held_a, edits=0, user="reviewer")
+    approval.approve(held_b, edits=0, user="reviewer")
+    held_b.write_bytes(held_b.read_bytes() + b"\0")  # changed after approval: that approval no longer holds
+    r = run_deid("batch", src, "-o", dst, "--require-review", "--json", "-q")
+    assert r.returncode == 17, r.stderr
+    summary = json.loads(r.stdout)
+    assert summary["published"] == 1 and [h["input"] for h in summary["held"]] == ["day/b.mp4"]
+    assert (dst / "a.mp4").is_file() and not held_a.exists()
+    assert approval.approved(dst / "a.mp4")["approved_by"] == "reviewer"
+    assert (dst / "a.mp4.detections.jsonl").is_file()
+    latest = Manifest(dst).latest
+    assert latest["a.mp4"]["review"] == "approved" and latest["a.mp4"]["approved_by"] == "reviewer"
+    assert latest["a.mp4"]["output"] == str(dst / "a.mp4") and latest["day/b.mp4"]["review"] == "pending"
+    assert not (dst / "day/b.mp4").exists()
+
+    approval.approve(held_b, edits=1, user="reviewer")
+    r = run_deid("batch", src, "-o", dst, "--require-review", "-q")
+    assert r.returncode == 0, r.stderr
+    assert (dst / "day/b.mp4").is_file() and Manifest(dst).latest["day/b.mp4"]["review_edits"] == 1

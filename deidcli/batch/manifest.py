@@ -20,7 +20,7 @@ OMITTED = "omitted"  # deliberately not written (a telemetry sidecar whose posit
 CSV_FIELDS = [
     "input", "status", "kind", "output", "error", "exit_code", "input_sha256", "output_sha256", "input_bytes",
     "output_bytes", "duration_s", "frames", "detections", "methods", "audit_leak_rate", "started", "finished",
-    "seconds", "deid_version", "reason",
+    "seconds", "deid_version", "reason", "review", "approved_by", "approved_at",
 ]
 
 
@@ -46,6 +46,8 @@ class Manifest:
         if not rec or rec.get("status") not in DONE or not rec.get("output"):
             return False
         out = Path(rec["output"])
+        if rec.get("review") == "pending":  # held for review: a reviewer may have rendered it again there
+            return out.is_file()
         return out.is_file() and out.stat().st_size == rec.get("output_bytes")
 
     def append(self, record: dict) -> None:

@@ -22,6 +22,7 @@ from pathlib import Path
 
 from deidcli import __version__
 from deidcli.batch.manifest import Manifest
+from deidcli.batch.review_gate import held, publish_approved
 from deidcli.batch.tree import Entry, scan
 from deidcli.outputs import remove_stale_temporaries
 from deidcli.batch.worker import BatchWorker
@@ -44,17 +45,21 @@ class BatchSummary:
     failures: list[dict] = field(default_factory=list)
     leaks: list[dict] = field(default_factory=list)  # files whose audited leak rate is above the limit
     max_leak_rate: float | None = None
+    held: list[dict] = field(default_factory=list)  # --require-review: outputs waiting for a person's approval
+    published: int = 0  # --require-review: held outputs approved and moved into the tree by this run
 
     @property
     def exit_code(self) -> int:
         """11 when an audit found leaks above the limit; else 0 every file done (now or by an earlier run),
-        12 some failed, 13 none of the media succeeded."""
+        12 some failed, 13 none of the media succeeded; 17 when all went well but outputs wait for review."""
         if self.leaks:
             return int(ExitCode.LEAK_ABOVE_LIMIT)
         if self.failed and (self.done or self.copied or self.skipped):
             return int(ExitCode.BATCH_PARTIAL)
         if self.failed:
             return int(ExitCode.BATCH_FAILED)
+        if self.held:
+            return int(ExitCode.REVIEW_PENDING)
         return 0
 
     def as_dict(self) -> dict:
@@ -171,6 +176,8 @@ def run_batch(
     versions = tool_versions(cfg)
     todo: list[Entry] = []
     for e in scan(src, dst):
+        if cfg.require_review:
+            e = held(e, dst)
         if e.kind == "unsafe":
             summary.refused += 1
             if manifest.latest.get(e.rel, {}).get("status") != "refused":
@@ -208,6 +215,9 @@ def run_batch(
                     summary.leaks.append({"input": rec["input"], "leak_rate": rate})
             if on_file:
                 on_file(rec)
+        if cfg.require_review:
+            published, summary.held = publish_approved(manifest, dst)
+            summary.published = len(published)
     finally:
         manifest.write_csv()
     return summary

@@ -41,8 +41,9 @@ class BatchWorker:
     def __init__(self, cfg: DeidConfig, threads: int | None = None) -> None:
         if threads:
             limit_threads(threads)
-        # A batch may replace an output left by a run killed between its rename and its manifest line.
-        self.cfg = replace(cfg, overwrite=True)
+        # A batch may replace an output left by a run killed between its rename and its manifest line; a video
+        # held for review keeps the regions it hid beside it, for `deid review`.
+        self.cfg = replace(cfg, overwrite=True, keep_detections=cfg.keep_detections or cfg.require_review)
         self.anonymizer = FrameAnonymizer.from_config(self.cfg)
         self.places = Places.from_config(self.cfg)  # --areas, --geofence: the same places in every file
         if not threads:
@@ -67,6 +68,8 @@ class BatchWorker:
             else:
                 rec.update(self._anonymize(entry))
                 rec["status"] = "ok"
+                if self.cfg.require_review and entry.kind == "video":
+                    rec["review"] = "pending"
             if rec["output"] is not None:
                 rec["output_sha256"] = sha256(entry.dst)
                 rec["output_bytes"] = entry.dst.stat().st_size
