@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -101,6 +101,7 @@ class FrameAnonymizer:
     max_side: int
     device: torch.device
     consent: ConsentGallery | None = None  # faces of these people stay visible
+    track_styles: dict[int, RegionStyle] = field(default_factory=dict)  # a reviewer's method for one track
 
     @classmethod
     def from_config(cls, cfg: DeidConfig) -> "FrameAnonymizer":
@@ -144,6 +145,18 @@ class FrameAnonymizer:
                 Path(cfg.consented), build_detector(cfg.detector, None, device.type), max_distance=cfg.consent_distance
             )
         return cls(detectors, styles, cfg.scale, cfg.max_side, device, consent)
+
+    def restyle_tracks(self, methods: dict[int, tuple[str, str]], cfg: DeidConfig) -> None:
+        """Give tracks a method of their own: ``{track id: (target, method name)}`` (a reviewer's corrections);
+        the rest of the target's style (mask, seed) is kept."""
+        for tid, (target, name) in methods.items():
+            base = self.styles.get(CLASS_ID[target])
+            if base is None:
+                raise ConfigError(f"track {tid} is a {target}, which this run does not anonymize (--targets)")
+            method = get_method(name, cfg.basis, self.device, cfg.model, cfg.donors)
+            if method.faces_only and target != "face":
+                raise ConfigError(f"method {name!r} hides faces only; track {tid} is a {target}")
+            self.track_styles[tid] = replace(base, method=method, strength=None)
 
     def detect(self, image: np.ndarray, tiles: bool = True) -> Detections:
         """Every target in ``image`` (H x W x 3 RGB, uint8 or 16-bit), in its pixel coordinates; class ids as in
@@ -238,14 +251,26 @@ class FrameAnonymizer:
         out = image
         for cid, style in self.styles.items():
             subset = dets[dets.class_id == cid] if len(self.styles) > 1 else dets
-            if len(subset):
-                out = anonymize_frame(out, subset, style, index, self.device, fallbacks, changed, coding)
-                method = style.method
-                if given is not None and method.stored_probe is not None:
-                    strength = method.default_strength if style.strength is None else style.strength
-                    probe = method.stored_probe(method.model, eight_bit(image), subset.xyxy, strength)
-                    given.append((method.name, probe, len(subset)))
+            parts = [(subset, style)]
+            if self.track_styles and len(subset) and subset.tracker_id is not None:
+                own = np.isin(subset.tracker_id, list(self.track_styles))
+                parts = [(subset[~own], style)] + [(subset[subset.tracker_id == t], self.track_styles[int(t)])
+                                                   for t in np.unique(subset.tracker_id[own])]
+            for part, part_style in parts:
+                if len(part):
+                    out = self._apply(image, out, part, part_style, index, fallbacks, changed, coding, given)
         return out.copy() if out is image else out
+
+    def _apply(self, image: np.ndarray, out: np.ndarray, subset: Detections, style: RegionStyle, index: int,
+               fallbacks: FallbackLog | None, changed: list | None, coding: Coding | None,
+               given: list | None) -> np.ndarray:
+        out = anonymize_frame(out, subset, style, index, self.device, fallbacks, changed, coding)
+        method = style.method
+        if given is not None and method.stored_probe is not None:
+            strength = method.default_strength if style.strength is None else style.strength
+            probe = method.stored_probe(method.model, eight_bit(image), subset.xyxy, strength)
+            given.append((method.name, probe, len(subset)))
+        return out
 
     def __call__(self, image: np.ndarray, index: int = 0, consent_log: ConsentLog | None = None,
                  fallbacks: FallbackLog | None = None, coding: Coding | None = None) -> tuple[np.ndarray, Detections]:

@@ -292,7 +292,9 @@ def run(
     from deidcli.anonymizer import FrameAnonymizer, method_names
     from deidcli.areas.places import Places
     from deidcli.config import load_config
+    from deidcli.detections_io import Reviewed
     from deidcli.media import plan_jobs
+    from deidcli.review.corrections import Corrections
     from deidcli.outputs import remove_stale_temporaries
     from deidcli.pipeline import run_jobs
     from deidcli.progress import FrameProgress
@@ -306,8 +308,6 @@ def run(
     if detections is not None and (len(jobs) != 1 or jobs[0].kind != "video"):
         raise ConfigError("--detections applies to exactly one video input")
     if corrections is not None:
-        from deidcli.detections_io import Reviewed
-
         if detections is None:
             raise ConfigError("--corrections needs --detections (the `deid detect` file they correct)")
         detections = Reviewed(detections, corrections)
@@ -315,8 +315,12 @@ def run(
         raise ConfigError("--telemetry is one flight's: give one video (several find the .SRT beside each)")
     for folder in {j.dst.parent for j in jobs}:  # what runs killed with kill -9 left behind
         remove_stale_temporaries(folder, recursive=False)
-    _train_first_use(method_names(cfg), cfg.model, quiet)
+    own_methods = {}
+    if isinstance(detections, Reviewed):  # a reviewer gave some tracks methods of their own
+        own_methods = Corrections.load(detections.corrections).rules().methods
+    _train_first_use(method_names(cfg) + [m for _, m in own_methods.values()], cfg.model, quiet)
     anonymizer = FrameAnonymizer.from_config(cfg)  # models and --consented photos load before the bar appears
+    anonymizer.restyle_tracks(own_methods, cfg)
     torch.set_num_threads(anonymizer.torch_threads())
     with FrameProgress(enabled=not quiet) as bar:
         results = run_jobs(jobs, cfg, anonymizer, on_start=bar.start, on_advance=bar.advance, detections=detections,

@@ -301,3 +301,27 @@ def test_a_whole_review_in_chromium(tmp_path):
     record = approval.approved(out)
     assert record is not None and record["approved_by"] == getpass.getuser() and record["edits"] == 2
     assert audit_output(clip, out).leaks == []
+
+
+def test_one_track_gets_a_method_of_its_own(tmp_path):
+    """A reviewer's `method` edit: that track is rendered with its own method (solid, black) while the target's
+    method (frost) stays for the rest; a face-only method is refused for a plate."""
+    from deidcli.detections_io import read_detections
+
+    clip, out = tmp_path / "clip.mp4", tmp_path / "clip_anonymized.mp4"
+    ffmpeg("-i", str(SAMPLE), "-frames:v", "6", "-c:v", "libx264", "-crf", "18", "-an", str(clip))
+    assert run_deid("run", clip, "--keep-detections", "-q").returncode == 0
+    dets = list(read_detections(detections_path(out), 640, 360))
+    tid = int(dets[0].tracker_id[0])
+    c = Corrections("clip.mp4", 640, 360, 6)
+    c.edit("method", tid, {tid}, method="solid", target="face")
+    with pytest.raises(ValueError, match="hides faces only"):
+        c.edit("method", tid, {tid}, method="dedetect", target="plate")
+    c.save(tmp_path / "c.json")
+    r = run_deid("run", clip, "-o", out, "--detections", detections_path(out), "--corrections", tmp_path / "c.json",
+                 "--color", "black", "--overwrite", "-q")
+    assert r.returncode == 0, r.stderr
+    for frame, d in zip(_frames(out), dets):
+        x1, y1, x2, y2 = d.xyxy[0]
+        centre = frame[int((y1 + y2) / 2) - 5:int((y1 + y2) / 2) + 5, int((x1 + x2) / 2) - 5:int((x1 + x2) / 2) + 5]
+        assert centre.mean() < 20  # solid black, not frost's grey grain

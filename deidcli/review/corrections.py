@@ -7,7 +7,8 @@ The file (``deid-corrections/1``) is written after every edit by ``deid review``
   (:mod:`deidcli.tracking.visual`); its boxes are stored per frame, so a re-render needs no tracker;
 * ``delete``: a track that is not what it says (a coat of arms taken for a face): its regions are not anonymized;
 * ``trim``: a track kept only from ``first`` to ``last`` (inclusive), for a tracker that held a box too long;
-* ``keep``: a person who consented: their track stays visible, and the report counts it apart from deletions.
+* ``keep``: a person who consented: their track stays visible, and the report counts it apart from deletions;
+* ``method``: one track anonymized with another method than its target's (a plate solid among frosted ones).
 
 Edits apply in order; an edit to a track that does not exist is refused when it is made, not when it is applied.
 """
@@ -27,7 +28,7 @@ from deidcli.errors import InvalidMediaError
 from deidcli.targets import CLASS_ID, DETECTED
 
 FORMAT = "deid-corrections/1"
-OPS = ("add", "delete", "trim", "keep")
+OPS = ("add", "delete", "trim", "keep", "method")
 ADDED_IDS = 1_000_000  # tracks a person adds are numbered from here, apart from the tracker's
 
 
@@ -80,14 +81,18 @@ class Corrections:
         self.edits.append(edit)
         return tid
 
-    def edit(self, op: str, track_id: int, known: set[int], first: int | None = None, last: int | None = None) -> None:
-        """``delete``, ``keep`` or ``trim`` (with ``first`` and ``last``) of ``track_id``, which must be one of
-        ``known`` (the detections' tracks) or an added one."""
+    def edit(self, op: str, track_id: int, known: set[int], first: int | None = None, last: int | None = None,
+             method: str | None = None, target: str | None = None) -> None:
+        """``delete``, ``keep``, ``trim`` (with ``first`` and ``last``) or ``method`` (with ``method`` and the
+        track's ``target``) of ``track_id``, which must be one of ``known`` (the detections' tracks) or an added
+        one."""
         if int(track_id) not in known | self.added_ids():
             raise ValueError(f"no track {track_id}")
         edit: dict = {"op": op, "track_id": int(track_id)}
         if op == "trim":
             edit.update(first=first, last=last)
+        if op == "method":
+            edit.update(method=method, target=target)
         self._check(edit)
         self.edits.append(edit)
 
@@ -118,6 +123,15 @@ class Corrections:
                 x1, y1, x2, y2 = b
                 if not (x2 > x1 and y2 > y1 and x2 > 0 and y2 > 0 and x1 < self.width and y1 < self.height):
                     raise ValueError(f"box {b} is empty or outside the {self.width}x{self.height} frame")
+        if op == "method":
+            from deidcli.methods import METHODS
+
+            if edit.get("method") not in METHODS:
+                raise ValueError(f"unknown method {edit.get('method')!r}")
+            if edit.get("target") not in DETECTED:
+                raise ValueError(f"target must be one of {', '.join(DETECTED)}")
+            if METHODS[edit["method"]].faces_only and edit["target"] != "face":
+                raise ValueError(f"method {edit['method']!r} hides faces only, not a {edit['target']}")
         if op == "trim":
             first, last = edit.get("first"), edit.get("last")
             if not (isinstance(first, int) and isinstance(last, int) and 0 <= first <= last):
@@ -151,20 +165,24 @@ class _Rules:
     removed: dict[int, str]  # track -> "delete" or "keep"
     spans: dict[int, tuple[int, int]]
     added: list[tuple[int, int, dict[int, list[float]]]]  # (track, class id, {frame: box})
+    methods: dict[int, tuple[str, str]]  # track -> (target, its own method)
 
     @classmethod
     def of(cls, edits: list[dict]) -> "_Rules":
         removed: dict[int, str] = {}
         spans: dict[int, tuple[int, int]] = {}
         added = []
+        methods: dict[int, tuple[str, str]] = {}
         for e in edits:
             if e["op"] in ("delete", "keep"):
                 removed[e["track_id"]] = e["op"]
             elif e["op"] == "trim":
                 spans[e["track_id"]] = (e["first"], e["last"])
+            elif e["op"] == "method":
+                methods[e["track_id"]] = (e["target"], e["method"])
             else:
                 added.append((e["track_id"], CLASS_ID[e["target"]], {int(k): v for k, v in e["boxes"].items()}))
-        return cls(removed, spans, added)
+        return cls(removed, spans, added, methods)
 
     def hidden_at(self, tid: int, index: int) -> bool:
         """Is track ``tid`` taken out at frame ``index`` (removed, or outside its trimmed span)?"""

@@ -132,11 +132,12 @@ class _Handler(BaseHTTPRequestHandler):
                     result = session.add_box(_int(body, "frame"), [float(v) for v in box], str(body.get("target", "face")))
                 elif url.path == "/api/edit":
                     op = str(body.get("op"))
-                    if op not in ("delete", "keep", "trim"):
-                        raise ValueError("op: delete, keep or trim")
+                    if op not in ("delete", "keep", "trim", "method"):
+                        raise ValueError("op: delete, keep, trim or method")
                     first = _int(body, "first") if op == "trim" else None
                     last = _int(body, "last") if op == "trim" else None
-                    session.edit(op, _int(body, "track_id"), first, last)
+                    method = str(body.get("method")) if op == "method" else None
+                    session.edit(op, _int(body, "track_id"), first, last, method)
                     result = {"ok": True}
                 elif url.path == "/api/undo":
                     result = {"undone": session.undo()}

@@ -36,10 +36,12 @@ class Track:
     frames: list[int] = field(default_factory=list)  # every frame the track has a region in
     detected: int = 0  # of those, found by the detector (the rest filled by the tracker)
     state: str = "detected"  # detected, untracked, added, deleted, kept, trimmed
+    method: str | None = None  # a reviewer's method for this track, else the target's
 
     def summary(self, method: str) -> dict:
         f = self.frames
-        return {"track_id": self.track_id, "target": self.target, "method": method, "state": self.state,
+        return {"track_id": self.track_id, "target": self.target, "method": self.method or method,
+                "own_method": self.method is not None, "state": self.state,
                 "first": f[0] if f else None, "last": f[-1] if f else None, "frames": len(f),
                 "detected": self.detected, "filled": len(f) - self.detected,
                 "gaps": sum(1 for a, b in zip(f, f[1:]) if b - a > 1),
@@ -110,6 +112,8 @@ class ReviewSession:
         for tid, cid, boxes in rules.added:
             tracks[tid] = Track(tid, TARGETS[cid], sorted(boxes), 0, "added")
         for t in tracks.values():
+            if t.track_id in rules.methods:
+                t.method = rules.methods[t.track_id][1]
             if t.track_id in rules.removed:
                 t.state = {"delete": "deleted", "keep": "kept"}[rules.removed[t.track_id]]
             elif t.track_id in rules.spans:
@@ -160,7 +164,15 @@ class ReviewSession:
             "stale": self.stale(),
             "approval": record,
             "rerender": self.rerender_command(),
+            "methods": self.method_choices(),
         }
+
+    @staticmethod
+    def method_choices() -> dict[str, list[str]]:
+        """The methods a track of each target may be given (the face-only ones for faces)."""
+        from deidcli.methods import METHODS
+
+        return {t: [m for m, spec in METHODS.items() if t == "face" or not spec.faces_only] for t in TARGETS[:4]}
 
     def stale(self) -> bool:
         """Were corrections saved after the output was rendered (so it does not show them yet)?"""
@@ -243,8 +255,10 @@ class ReviewSession:
 
         return anchor
 
-    def edit(self, op: str, track_id: int, first: int | None = None, last: int | None = None) -> None:
-        self.corrections.edit(op, track_id, self._known, first, last)
+    def edit(self, op: str, track_id: int, first: int | None = None, last: int | None = None,
+             method: str | None = None) -> None:
+        target = next((t.target for t in self.tracks() if t.track_id == track_id), None)
+        self.corrections.edit(op, track_id, self._known, first, last, method, target)
         self.corrections.save(self.corrections_path)
 
     def undo(self) -> dict | None:

@@ -169,7 +169,9 @@ function drawTracks() {
     const who = document.createElement("td");
     who.innerHTML = `<b>${t.track_id}</b> ${t.target}<br>${t.method} · ${t.state}`;
     const span = document.createElement("td");
-    span.textContent = t.frames ? `${t.first}–${t.last}: ${t.detected} found, ${t.filled} filled` : "none";
+    span.textContent = !t.frames ? "none" : t.state === "added"
+      ? `${t.first}–${t.last}: ${t.frames} carried from the box drawn`
+      : `${t.first}–${t.last}: ${t.detected} found, ${t.filled} filled`;
     const acts = document.createElement("td");
     const id = t.track_id;
     if (t.state !== "untracked") acts.append(
@@ -178,6 +180,14 @@ function drawTracks() {
       button("start here", "The track starts at this frame", () => edit({ op: "trim", track_id: id, first: frame, last: t.last ?? frame }, `track ${id} starts at ${frame}`)),
       button("end here", "The track ends at this frame", () => edit({ op: "trim", track_id: id, first: t.first ?? 0, last: frame }, `track ${id} ends at ${frame}`)),
     );
+    if (t.state !== "untracked") {
+      const pick = document.createElement("select");
+      pick.title = "This track's method";
+      for (const m of state.methods[t.target] || []) pick.add(new Option(m, m, false, m === t.method));
+      pick.onclick = (e) => e.stopPropagation();
+      pick.onchange = () => edit({ op: "method", track_id: id, method: pick.value }, `track ${id}: ${pick.value}`);
+      acts.append(pick);
+    }
     tr.onclick = () => t.frames && show(t.first);
     tr.append(thumbs, who, span, acts);
     body.append(tr);
