@@ -76,6 +76,8 @@ class ReviewSession:
         self._known = {int(t) for d in self.stored if d.tracker_id is not None for t in d.tracker_id if t >= 0}
         self._thumbs: dict[tuple[int, int], bytes] = {}
         self._detector = None  # CenterFace, loaded when a face is first drawn
+        self._version = 0  # counts the corrections made here, for the tracks kept between them
+        self._tracks: tuple[int, list[Track]] | None = None
 
     # --- what the page shows --------------------------------------------------------------------------------------
 
@@ -85,6 +87,8 @@ class ReviewSession:
 
     def region_records(self, n: int) -> list[dict]:
         """Frame ``n``'s regions as the page draws them, those the corrections took out included (marked)."""
+        if not 0 <= n < len(self.stored):
+            raise IndexError(f"frame {n} is not in the video")
         out = []
         rules = self.corrections.rules()
         before, after = self.stored[n], self.corrections.apply(n, self.stored[n], rules)
@@ -98,6 +102,12 @@ class ReviewSession:
         return out
 
     def tracks(self) -> list[Track]:
+        """Every track with the corrections applied (kept until the next correction: a long video has many)."""
+        if self._tracks is None or self._tracks[0] != self._version:
+            self._tracks = (self._version, self._build_tracks())
+        return self._tracks[1]
+
+    def _build_tracks(self) -> list[Track]:
         rules = self.corrections.rules()
         tracks: dict[int, Track] = {}
         for n, dets in enumerate(self.stored):
@@ -233,7 +243,7 @@ class ReviewSession:
         finally:
             source.close()
         tid = self.corrections.add(boxes, target, drawn_at=n)
-        self.corrections.save(self.corrections_path)
+        self._saved()
         return next(t for t in self.tracks() if t.track_id == tid).summary(self.methods.get(target, ""))
 
     def _face_anchor(self):
@@ -259,12 +269,17 @@ class ReviewSession:
              method: str | None = None) -> None:
         target = next((t.target for t in self.tracks() if t.track_id == track_id), None)
         self.corrections.edit(op, track_id, self._known, first, last, method, target)
-        self.corrections.save(self.corrections_path)
+        self._saved()
 
     def undo(self) -> dict | None:
         edit = self.corrections.undo()
-        self.corrections.save(self.corrections_path)
+        self._saved()
         return edit
+
+    def _saved(self) -> None:
+        self._version += 1
+        self._thumbs.clear()
+        self.corrections.save(self.corrections_path)
 
     def approve(self, user: str | None = None) -> dict:
         """Sign the output off as it is; refused while it does not show the saved corrections."""
