@@ -362,23 +362,20 @@ def _first_frames(tmp_path, n: int = 3):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("crf", [18, 0])
-def test_dedetect_on_video_never_publishes_a_face_the_encoder_brought_back(tmp_path, crf):
+def test_dedetect_on_video_never_publishes_a_face_the_encoder_brought_back(tmp_path):
     """Two frames of the sample clip through `deid run --method dedetect`: a file is written only where MTCNN
-    finds no face in it. At crf 18 x264 may bring the face back (exit 14, nothing written); lossless, the attack,
-    made against the picture as stored in 4:2:0, holds, so the default (crf 0) run publishes."""
+    finds no face in it. Lossless (the default for dedetect), the attack, made against the picture as stored in
+    4:2:0, holds, so the run publishes. (A lossy encode that brings a face back refuses the file, exit 14:
+    test_the_encoded_video_is_checked_frame_by_frame, and ifgvm's crf 18 run below; the crf 18 run of dedetect
+    took 4 minutes of the suite to say the same.)"""
     import av
 
     from conftest import run_deid
     from deidcli.detection.mtcnn import MTCNNDetector
 
     clip, out = _first_frames(tmp_path, 2), tmp_path / "out.mp4"
-    r = run_deid("run", clip, "-o", out, "--method", "dedetect", "--crf", str(crf), "-q", "--json")
-    assert r.returncode == 0 if crf == 0 else r.returncode in (0, 14), r.stderr
-    if r.returncode == 14:
-        assert not out.exists() and "again in the encoded video" in r.stderr
-        assert len(r.stderr.strip().splitlines()) == 1
-        return
+    r = run_deid("run", clip, "-o", out, "--method", "dedetect", "-q", "--json")
+    assert r.returncode == 0, r.stderr
     detector = MTCNNDetector()
     with av.open(str(out)) as c:
         assert [len(detector.detect(f.to_ndarray(format="rgb24"), 1.0)) for f in c.decode(video=0)] == [0, 0]

@@ -325,7 +325,7 @@ def test_the_report_records_the_target_policy():
     assert summary["model"].endswith("gan.pt")
 
 
-def test_deid_train_then_run_with_the_model(tmp_path):
+def test_deid_train_then_run_with_the_model(tmp_path, small_recipes):
     from PIL import Image
 
     from conftest import run_cli

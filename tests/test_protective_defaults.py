@@ -57,7 +57,7 @@ def test_every_default_protects_the_held_out_half():
         facenet = FaceNetRecognizer()
     except ModelUnavailableError as exc:
         pytest.skip(f"FaceNet not available: {exc}")
-    from deidcli.methods.registry import unavailable
+    from deidcli.methods.registry import train_untrained, unavailable
 
     # the generative methods too: their default models train on first use (a clean machine trains them here, so
     # this checks that a rebuild by today's recipe protects as the measured models did)
@@ -65,6 +65,7 @@ def test_every_default_protects_the_held_out_half():
                 if e["default"] is not None and not unavailable(m)}
     if not defaults:
         pytest.skip(f"no method has a measured protective default in {PROTECTIVE_DEFAULTS.name}")
+    train_untrained(list(defaults))  # with every core, as a user's first `deid run` trains them
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # as deid evaluate does: far faster when the cores are shared
     try:
