@@ -34,6 +34,7 @@ test-quick: install
 
 bench: install
 	$(BIN)/python bench/bench_run.py
+	$(BIN)/python bench/review_latency.py
 	$(BIN)/python bench/method_speed.py
 	$(BIN)/python bench/batch_jobs.py
 	$(BIN)/python bench/areas_cost.py
