@@ -26,11 +26,11 @@ from deidcli.detection.camera_motion import CameraMotion
 from deidcli.detection.keyframes import KeyframeCount, keyframe_detections
 from deidcli.detection.tile_schedule import tile_every
 from deidcli.detections import Detections
-from deidcli.review.corrections import Corrections
 from deidcli.detections_io import Reviewed, detections_path, frame_line, header, read_detections
 from deidcli.errors import DecodeError, DeidError, InvalidMediaError
 from deidcli.image_io import JPEG_OPTIONS, jpeg_round_trip, open_image
 from deidcli.media import Job
+from deidcli.review.corrections import Corrections
 from deidcli.methods.regions import FallbackLog
 from deidcli.methods.stored_check import StoredCheck
 from deidcli.outputs import atomic_output, temporary_beside
@@ -228,6 +228,7 @@ def stored_regions(
             raise InvalidMediaError(f"{path.corrections}: corrections are for a {corrections.width}x"
                                     f"{corrections.height} video, not {info.width}x{info.height}")
         path = path.detections
+        result.notes.append(f"corrections applied: {corrections.summary()}")
     rules = corrections.rules() if corrections is not None else None
     stored = read_detections(path, info.width, info.height)
     for frame in frames:

@@ -50,6 +50,7 @@ def test_corrections_delete_trim_keep_and_add_apply_frame_by_frame(tmp_path):
     c.save(path)
     again = Corrections.load(path)
     assert again.edits == c.edits and again.apply(5, frame).tracker_id.tolist() == [2, -1, tid]
+    assert again.summary() == "1 track(s) added, 1 deleted, 1 trimmed, 1 kept visible (consented)"
     assert again.undo()["op"] == "add" and again.apply(5, frame).tracker_id.tolist() == [2, -1]
 
 
@@ -319,8 +320,9 @@ def test_one_track_gets_a_method_of_its_own(tmp_path):
         c.edit("method", tid, {tid}, method="dedetect", target="plate")
     c.save(tmp_path / "c.json")
     r = run_deid("run", clip, "-o", out, "--detections", detections_path(out), "--corrections", tmp_path / "c.json",
-                 "--color", "black", "--overwrite", "-q")
+                 "--color", "black", "--overwrite", "-q", "--json")
     assert r.returncode == 0, r.stderr
+    assert "corrections applied: 1 given their own method" in json.loads(r.stdout)["files"][0]["notes"]
     for frame, d in zip(_frames(out), dets):
         x1, y1, x2, y2 = d.xyxy[0]
         centre = frame[int((y1 + y2) / 2) - 5:int((y1 + y2) / 2) + 5, int((x1 + x2) / 2) - 5:int((x1 + x2) / 2) + 5]

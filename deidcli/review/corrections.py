@@ -7,7 +7,8 @@ The file (``deid-corrections/1``) is written after every edit by ``deid review``
   (:mod:`deidcli.tracking.visual`); its boxes are stored per frame, so a re-render needs no tracker;
 * ``delete``: a track that is not what it says (a coat of arms taken for a face): its regions are not anonymized;
 * ``trim``: a track kept only from ``first`` to ``last`` (inclusive), for a tracker that held a box too long;
-* ``keep``: a person who consented: their track stays visible, and the report counts it apart from deletions;
+* ``keep``: a person who consented: their track stays visible, and the report's note counts it apart from
+  deletions;
 * ``method``: one track anonymized with another method than its target's (a plate solid among frosted ones).
 
 Edits apply in order; an edit to a track that does not exist is refused when it is made, not when it is applied.
@@ -95,6 +96,13 @@ class Corrections:
             edit.update(method=method, target=target)
         self._check(edit)
         self.edits.append(edit)
+
+    def summary(self) -> str:
+        """The edits counted, for the report: "1 track(s) added, 2 kept visible (consented)"."""
+        words = {"add": "track(s) added", "delete": "deleted", "trim": "trimmed", "keep": "kept visible (consented)",
+                 "method": "given their own method"}
+        counts = [(sum(e["op"] == op for e in self.edits), what) for op, what in words.items()]
+        return ", ".join(f"{n} {what}" for n, what in counts if n) or "none"
 
     def undo(self) -> dict | None:
         return self.edits.pop() if self.edits else None
