@@ -92,7 +92,8 @@ class _Handler(BaseHTTPRequestHandler):
                 with self.server.lock:
                     self._json(session.state())
             elif url.path == "/api/regions":
-                self._json(session.region_records(_int(query, "frame")))
+                with self.server.lock:  # not while an edit changes the corrections
+                    self._json(session.region_records(_int(query, "frame")))
             elif url.path == "/frame.jpg":
                 which = query.get("video", "anonymized")
                 if which not in session.sources:
@@ -100,8 +101,9 @@ class _Handler(BaseHTTPRequestHandler):
                 # the anonymized file changes on a re-render: cached by the page only with its version in the URL
                 self._send(HTTPStatus.OK, session.sources[which].jpeg(_int(query, "n")), "image/jpeg")
             elif url.path == "/thumb.jpg":
-                self._send(HTTPStatus.OK, session.thumbnail(_int(query, "track"), _int(query, "k")), "image/jpeg",
-                           cache=True)
+                with self.server.lock:
+                    thumb = session.thumbnail(_int(query, "track"), _int(query, "k"))
+                self._send(HTTPStatus.OK, thumb, "image/jpeg", cache=True)
             else:
                 self._refuse(HTTPStatus.NOT_FOUND, "no such page")
         except (KeyError, ValueError, IndexError) as exc:
