@@ -161,7 +161,7 @@ function drawTracks() {
       if (!t.frames) break;
       const img = document.createElement("img");
       img.loading = "lazy";
-      img.src = `/thumb.jpg?track=${t.track_id}&k=${k}`;
+      img.src = `/thumb.jpg?track=${t.track_id}&k=${k}&v=${state.edit_count}`; // a trim changes them
       img.title = `frame ${t.thumbs[k]}`;
       img.onclick = () => show(t.thumbs[k]);
       thumbs.append(img);
