@@ -327,3 +327,31 @@ def test_one_track_gets_a_method_of_its_own(tmp_path):
         x1, y1, x2, y2 = d.xyxy[0]
         centre = frame[int((y1 + y2) / 2) - 5:int((y1 + y2) / 2) + 5, int((x1 + x2) / 2) - 5:int((x1 + x2) / 2) + 5]
         assert centre.mean() < 20  # solid black, not frost's grey grain
+
+
+def test_deid_review_serves_the_page_and_names_what_is_missing(small_review, tmp_path):
+    """The command: without regions to review it says how to make them (exit 3); with them it prints the page's
+    address, serves it, and Ctrl+C ends it."""
+    import signal
+    import subprocess
+    import sys
+
+    session = small_review.session
+    lonely = tmp_path / "lonely.mp4"
+    shutil.copyfile(session.original, lonely)
+    shutil.copyfile(session.anonymized, tmp_path / "lonely_anonymized.mp4")
+    r = run_deid("review", lonely, "--no-browser")
+    assert r.returncode == 3 and "--keep-detections" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+    proc = subprocess.Popen([sys.executable, "-m", "deidcli", "review", str(session.original), "--no-browser"],
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        line = proc.stderr.readline()
+        assert line.startswith("deid review: http://127.0.0.1:"), line
+        url = line.split()[2]
+        with urllib.request.urlopen(url + "api/state", timeout=30) as resp:
+            assert json.loads(resp.read())["video"]["frames"] == 12
+        with urllib.request.urlopen(url, timeout=30) as resp:
+            assert b"deid review" in resp.read()
+    finally:
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=30) == 130
