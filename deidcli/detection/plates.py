@@ -1,7 +1,7 @@
 """Licence plates without Ultralytics: YOLOv8 networks run by deid's own code.
 
 - ``safelicensing`` (the default): the YOLOv8n plate model of the safelicensing 1.0.3 wheel (package Apache-2.0),
-  converted from its pinned wheel into ``data/plate_yolov8n.pt`` (kept in git; ``make plate-model`` runs
+  converted from its pinned wheel into ``data/plate_yolov8n.pt`` (made by ``make install``; ``make plate-model`` runs
   scripts/convert_plate_model.py; once into the cache where an install lacks the file) and run by
   :mod:`deidcli.detection.yolov8_net`. 114 of the 114 plates of shared/data/plates.
 - ``platedet``: platedet 0.0.2's YOLOv8s-seg ONNX (its metadata says AGPL-3.0, so it is never a default and never
@@ -22,7 +22,7 @@ from deidcli.detections import Detections, nms
 from deidcli.errors import ModelUnavailableError
 from deidcli.weights import WheelWeights, cache_dir, wheel_files
 
-SHIPPED = Path(__file__).parent / "data" / "plate_yolov8n.pt"  # in git (6 MB), rebuilt by make plate-model
+SHIPPED = Path(__file__).parent / "data" / "plate_yolov8n.pt"  # made by make install / make plate-model, not in git (6 MB)
 
 SAFELICENSING = WheelWeights(
     label="the safelicensing plate model (safelicensing 1.0.3)",
@@ -89,7 +89,7 @@ def convert(path: Path) -> dict:
 
 
 def plate_weights() -> dict:
-    """The converted plate network: the install's own copy (kept in git, rebuilt by ``make plate-model``), else
+    """The converted plate network: the install's own copy (made by ``make install`` or ``make plate-model``), else
     one converted once from the pinned safelicensing wheel into deid's cache."""
     cached = cache_dir() / SHIPPED.name
     for path in (SHIPPED, cached):
