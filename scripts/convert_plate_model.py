@@ -1,8 +1,9 @@
-"""Make deidcli/detection/data/plate_yolov8n.pt from the safelicensing wheel (``make install``, ``make plate-model``).
+"""Make deidcli/detection/data/plate_yolov8n_int8.pt from the safelicensing wheel (``make plate-model``).
 
 The wheel is fetched once, pinned by SHA-256 (deidcli.detection.plates.SAFELICENSING); its ``best.pt`` (YOLOv8n,
 one class ``License_Plate``, package licence Apache-2.0) is read without importing ultralytics, batch norm is folded
-into the convolutions and the result saved as float16 tensors and plain lists, loadable with ``weights_only=True``.
+into the convolutions, the kernels stored as int8 with a scale per output channel, and the result saved as tensors
+and plain lists, loadable with ``weights_only=True``. torch.save's bytes differ from run to run; the tensors do not.
 """
 
 from __future__ import annotations
