@@ -6,10 +6,14 @@ import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, TextIO
 
 from deidcli import __version__
 from deidcli.detections import Detections
 from deidcli.errors import InvalidMediaError
+
+if TYPE_CHECKING:
+    from deidcli.video.reader import VideoInfo
 
 FORMAT = "deid-detections/1"
 
@@ -35,6 +39,19 @@ def header(source: Path, width: int, height: int, frames: int, fps: float | None
 def frame_line(index: int, time_s: float | None, dets: Detections) -> str:
     return json.dumps({"frame": index, "time_s": None if time_s is None else round(time_s, 6),
                        "detections": dets.to_records()}) + "\n"
+
+
+class RegionsWriter:
+    """A ``deid detect`` file as it is written: the header of ``source`` (a video of ``info``), then one line per
+    frame. ``deid detect`` and ``deid run --keep-detections`` both write through it."""
+
+    def __init__(self, fh: TextIO, source: Path, info: VideoInfo) -> None:
+        self._fh, self._time_base = fh, info.time_base
+        fps = float(info.frame_rate) if info.frame_rate else None
+        fh.write(json.dumps(header(source, info.width, info.height, info.frames, fps)) + "\n")
+
+    def write(self, index: int, pts: int | None, dets: Detections) -> None:
+        self._fh.write(frame_line(index, None if pts is None else float(pts * self._time_base), dets))
 
 
 def read_detections(path: Path, width: int, height: int) -> Iterator[Detections]:

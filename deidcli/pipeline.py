@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import itertools
-import json
 import os
 import queue
 import threading
@@ -26,7 +25,7 @@ from deidcli.detection.camera_motion import CameraMotion
 from deidcli.detection.keyframes import KeyframeCount, keyframe_detections
 from deidcli.detection.tile_schedule import tile_every
 from deidcli.detections import Detections
-from deidcli.detections_io import Reviewed, detections_path, frame_line, header, read_detections
+from deidcli.detections_io import RegionsWriter, Reviewed, detections_path, read_detections
 from deidcli.errors import DecodeError, DeidError, InvalidMediaError
 from deidcli.image_io import JPEG_OPTIONS, jpeg_round_trip, open_image
 from deidcli.media import Job
@@ -498,13 +497,11 @@ class _KeptRegions:
     def __init__(self, dst: Path, src: Path, info) -> None:
         self.path = detections_path(dst)
         self._tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
-        self._info = info
         self._fh = open(self._tmp, "w")
-        self._fh.write(json.dumps(header(src, info.width, info.height, info.frames, _fps(info))) + "\n")
+        self._lines = RegionsWriter(self._fh, src, info)
 
     def write(self, frame: Frame, dets: Detections) -> None:
-        time_s = None if frame.pts is None else float(frame.pts * self._info.time_base)
-        self._fh.write(frame_line(frame.index, time_s, dets))
+        self._lines.write(frame.index, frame.pts, dets)
 
     def publish(self) -> None:
         self._fh.close()
@@ -539,10 +536,9 @@ def detect_video(
     try:
         decoder.stage.start()
         with atomic_output(dst, cfg.overwrite, src) as tmp, open(tmp, "w") as fh:
-            fh.write(json.dumps(header(src, info.width, info.height, info.frames, _fps(info))) + "\n")
+            lines = RegionsWriter(fh, src, info)
             for frame, dets in tracked_regions(decoder.items([decoder.stage]), anonymizer, cfg, info.frame_rate, result):
-                time_s = None if frame.pts is None else float(frame.pts * info.time_base)
-                fh.write(frame_line(frame.index, time_s, dets))
+                lines.write(frame.index, frame.pts, dets)
                 result.regions_per_frame.append(len(dets))
                 if on_advance:
                     on_advance(1)
@@ -553,10 +549,6 @@ def detect_video(
     result.frames = len(result.faces_per_frame)
     result.seconds = time.perf_counter() - t0
     return result
-
-
-def _fps(info) -> float | None:
-    return float(info.frame_rate) if info.frame_rate else None
 
 
 def _get(q: queue.Queue, stages: list[_Stage], source: _Stage | None = None):
