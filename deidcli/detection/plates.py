@@ -109,7 +109,7 @@ def _head_output(key: str) -> bool:
 
 
 def dequantize(spec: dict) -> dict:
-    """The float16 weights :class:`~deidcli.detection.yolov8_net.YoloV8` loads, from a :func:`quantize`\ d spec."""
+    """The float16 weights :class:`~deidcli.detection.yolov8_net.YoloV8` loads, from a spec :func:`quantize` made."""
     scales = spec["scales"]
     weights = {k: (w.float() * scales[k].view(-1, 1, 1, 1)).half() if k in scales else w
                for k, w in spec["weights"].items()}
