@@ -34,14 +34,14 @@ def step(url: str, n: int) -> float:
 
 
 def measure(clip: Path, work: Path) -> dict[str, tuple[float, float]]:
+    from deidcli.detections_io import detections_path
     from deidcli.review.server import ReviewServer
     from deidcli.review.session import ReviewSession
 
-    out, dets = work / f"{clip.stem}_anonymized.mp4", work / f"{clip.stem}.detections.jsonl"
+    out = work / f"{clip.stem}_anonymized.mp4"
     subprocess.run([sys.executable, "-m", "deidcli", "run", str(clip), "-o", str(out), "--keep-detections", "-q"],
                    check=True)
-    dets = out.with_name(out.name + ".detections.jsonl")
-    session = ReviewSession(clip, out, dets, {"face": "frost"})
+    session = ReviewSession(clip, out, detections_path(out), {"face": "frost"})
     server = ReviewServer(session)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     n = len(session.stored)

@@ -29,11 +29,11 @@ from deidcli.detections_io import RegionsWriter, Reviewed, detections_path, read
 from deidcli.errors import DecodeError, DeidError, InvalidMediaError
 from deidcli.image_io import JPEG_OPTIONS, jpeg_round_trip, open_image
 from deidcli.media import Job
-from deidcli.review.corrections import Corrections
 from deidcli.methods.regions import FallbackLog
 from deidcli.methods.stored_check import StoredCheck
 from deidcli.outputs import atomic_output, temporary_beside
 from deidcli.positions import has_positions
+from deidcli.review.corrections import Corrections
 from deidcli.targets import TARGETS
 from deidcli.timing import StageClock
 from deidcli.tracking import ByteTracker, CoverageSettings, TemporalCoverage
